@@ -1,0 +1,5 @@
+import sys
+
+from repsr.cli import main
+
+sys.exit(main())

@@ -1,0 +1,58 @@
+"""Diverse Branch Block (Ding et al. 2021): four branches of different receptive fields."""
+
+from __future__ import annotations
+
+from torch import Tensor, nn
+
+from repsr.blocks.convbn import ConvBN
+from repsr.bn import SwitchableBatchNorm2d
+from repsr.reparam import kernel as K
+from repsr.reparam.base import RepBlock
+
+
+class _OneByOneThen(nn.Module):
+    """1x1 conv + BN, then a 3x3 operator (avg-pool or conv) + BN, with exact borders.
+
+    The 1x1 stage's output is padded with its own effective bias (not zero) before the 3x3
+    operator, which is what makes the merged single 3x3 conv equal at the image borders too.
+    """
+
+    def __init__(self, in_channels: int, mid_channels: int, out_channels: int, pool: bool) -> None:
+        super().__init__()
+        self.first = ConvBN(in_channels, mid_channels, 1)
+        self.pad = K.BiasPad(1)
+        self.pool = pool
+        self.op = nn.AvgPool2d(3, stride=1) if pool else nn.Conv2d(mid_channels, out_channels, 3, bias=False)
+        self.bn = SwitchableBatchNorm2d(out_channels)
+
+    def forward(self, x: Tensor) -> Tensor:
+        first = self.first(x)
+        return self.bn(self.op(self.pad(first, self.first.equivalent_kernel_bias().bias)))
+
+    def equivalent_kernel_bias(self) -> K.KernelBias:
+        first = self.first.equivalent_kernel_bias()
+        if self.pool:
+            second = K.avg_pool(self.bn.num_features, 3, like=first.kernel)
+        else:
+            second = K.from_conv(self.op)
+        return K.fuse_bn(K.compose_1x1_kxk(first, second), self.bn)
+
+
+class DBBlock(RepBlock):
+    """``BN(3x3) + BN(1x1) + BN(avg(BN(1x1))) + BN(3x3(BN(1x1)))`` as in the DBB paper."""
+
+    def __init__(self, in_channels: int, out_channels: int) -> None:
+        super().__init__(in_channels, out_channels)
+        self.square = ConvBN(in_channels, out_channels, 3)
+        self.pointwise = ConvBN(in_channels, out_channels, 1)
+        self.avg = _OneByOneThen(in_channels, out_channels, out_channels, pool=True)
+        self.pointwise_square = _OneByOneThen(in_channels, in_channels, out_channels, pool=False)
+
+    def _branches(self) -> tuple[nn.Module, ...]:
+        return (self.square, self.pointwise, self.avg, self.pointwise_square)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return sum(branch(x) for branch in self._branches())
+
+    def equivalent_kernel_bias(self) -> K.KernelBias:
+        return K.add(*(branch.equivalent_kernel_bias() for branch in self._branches()))

@@ -1,0 +1,22 @@
+"""User-facing errors.
+
+Anything a user can cause (a bad config key, a corrupt image, a checkpoint for another model) is
+raised as :class:`ReprError` with a one-line message. The CLI prints ``error: <message>`` and
+exits non-zero; everything else is a bug and is allowed to show its traceback.
+"""
+
+
+class ReprError(Exception):
+    """A problem with the user's input, reported as one line without a traceback."""
+
+
+class ConfigError(ReprError):
+    """A config file or override that does not match the typed schema."""
+
+
+class ImageError(ReprError):
+    """An image that cannot be read or written (corrupt, unsupported, too small)."""
+
+
+class WeightsError(ReprError):
+    """A weights file that is missing, corrupt, unsafe or built for another model."""

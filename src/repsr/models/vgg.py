@@ -1,0 +1,74 @@
+"""The VGG-style SR network of RepSR/ECBSR, at training time and at inference time.
+
+Both compute ``PixelShuffle(tail(act(body(... act(head(x)))))) + nearest_upsample(x)``:
+
+* :class:`RepVGGSR` uses any training-time :class:`~repsr.reparam.RepBlock` family;
+* :class:`CompactSR` is its merged form: plain 3x3 convs and PReLUs whose state dict has
+  Real-ESRGAN's SRVGGNetCompact layout (``body.{2k}`` convs, ``body.{2k+1}`` PReLUs), so a merged
+  file runs unchanged in Real-ESRGAN, chaiNNer and spandrel.
+"""
+
+from __future__ import annotations
+
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from repsr.blocks import BLOCKS
+from repsr.config import ModelConfig
+
+
+def _check_sizes(config: ModelConfig) -> None:
+    if config.scale < 1 or config.blocks < 0 or config.channels < 1 or config.in_channels < 1:
+        raise ValueError(f"invalid network size: {config}")
+
+
+class RepVGGSR(nn.Module):
+    """Training-time network: head block, ``blocks`` body blocks, tail block, each a RepBlock.
+
+    Module names avoid ``body``: tools that sniff SRVGGNetCompact by its keys must never mistake
+    an unmerged network for a deploy one.
+    """
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        _check_sizes(config)
+        make = BLOCKS[config.arch]
+        c, s = config.channels, config.scale
+        self.config = config
+        self.head = make(config.in_channels, c, config)
+        self.head_act = nn.PReLU(c)
+        self.stages = nn.ModuleList(make(c, c, config) for _ in range(config.blocks))
+        self.stage_acts = nn.ModuleList(nn.PReLU(c) for _ in range(config.blocks))
+        self.tail = make(c, config.in_channels * s * s, config)
+        self.shuffle = nn.PixelShuffle(s)
+
+    def forward(self, x: Tensor) -> Tensor:
+        y = self.head_act(self.head(x))
+        for block, act in zip(self.stages, self.stage_acts, strict=True):
+            y = act(block(y))
+        return self.shuffle(self.tail(y)) + F.interpolate(x, scale_factor=self.config.scale, mode="nearest")
+
+
+class CompactSR(nn.Module):
+    """Inference-time plain network with SRVGGNetCompact's exact module layout (PReLU variant).
+
+    ``body = [conv(in, C), PReLU, (conv(C, C), PReLU) x blocks, conv(C, in * s^2)]``.
+    """
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        _check_sizes(config)
+        c, s = config.channels, config.scale
+        self.config = config
+        layers: list[nn.Module] = [nn.Conv2d(config.in_channels, c, 3, padding=1), nn.PReLU(c)]
+        for _ in range(config.blocks):
+            layers += [nn.Conv2d(c, c, 3, padding=1), nn.PReLU(c)]
+        layers.append(nn.Conv2d(c, config.in_channels * s * s, 3, padding=1))
+        self.body = nn.ModuleList(layers)
+        self.upsampler = nn.PixelShuffle(s)
+
+    def forward(self, x: Tensor) -> Tensor:
+        y = x
+        for layer in self.body:
+            y = layer(y)
+        return self.upsampler(y) + F.interpolate(x, scale_factor=self.config.scale, mode="nearest")

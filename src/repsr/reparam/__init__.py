@@ -1,0 +1,6 @@
+"""Re-parameterization: the (kernel, bias) algebra, the block base class and whole-model merging."""
+
+from repsr.reparam.base import RepBlock
+from repsr.reparam.kernel import KernelBias
+
+__all__ = ["KernelBias", "RepBlock"]

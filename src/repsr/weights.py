@@ -1,0 +1,153 @@
+"""Saving and loading model weights safely, with the config that rebuilds the model.
+
+repsr's own format is safetensors with the :class:`ModelConfig` as JSON in the metadata, so a file
+rebuilds its own network (training-time or merged) without any side information. Foreign files
+are read without unpickling code: ``.pth`` only through ``torch.load(weights_only=True)``. Two
+foreign layouts are recognised by their keys: Real-ESRGAN's SRVGGNetCompact (``params`` /
+``params_ema``; PReLU variant) and the official Bicubic++ release (``conv0`` ... ``conv_out``).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, safe_open, save_file
+from torch import Tensor, nn
+
+from repsr.config import ModelConfig
+from repsr.errors import ReprError, WeightsError
+from repsr.models import build_model
+
+FORMAT = "repsr-1"
+
+
+def atomic_write(path: str | Path, write: Any) -> None:
+    """Call ``write(tmp_path)`` then rename onto ``path``: a crash never leaves a half file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def save_model(model: nn.Module, path: str | Path, metadata: dict[str, str] | None = None) -> None:
+    """Write ``model``'s weights and config to ``path`` (safetensors), atomically."""
+    config: ModelConfig = model.config  # type: ignore[assignment]
+    tensors = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
+    meta = {"format": FORMAT, "config": config.to_json(), **(metadata or {})}
+    atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata=meta))
+
+
+def save_compact_pth(model: nn.Module, path: str | Path) -> None:
+    """Write a merged VGG-style net as ``{"params": state_dict}``, Real-ESRGAN/chaiNNer's layout."""
+    config: ModelConfig = model.config  # type: ignore[assignment]
+    if config.arch != "compact":
+        raise WeightsError("only a merged (compact) network can be written in the Compact .pth layout")
+    state = {k: v.detach().to("cpu").float().contiguous() for k, v in model.state_dict().items()}
+    atomic_write(path, lambda tmp: torch.save({"params": state}, tmp))
+
+
+def read_metadata(path: str | Path) -> dict[str, str]:
+    """The metadata of a repsr safetensors file (empty for foreign files)."""
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            return dict(f.metadata() or {})
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise WeightsError(f"{path}: not a readable safetensors file ({exc})") from None
+
+
+def infer_compact_config(state: dict[str, Tensor]) -> ModelConfig:
+    """Rebuild an SRVGGNetCompact's config from its keys (as spandrel does)."""
+    indices = sorted(int(k.split(".")[1]) for k in state if k.startswith("body.") and k.endswith(".weight"))
+    if not indices or state.get("body.1.weight") is None or state["body.1.weight"].dim() != 1:
+        raise WeightsError("not an SRVGGNetCompact (PReLU) state dict")
+    first, last = state["body.0.weight"], state[f"body.{indices[-1]}.bias"]
+    in_ch, channels = first.shape[1], first.shape[0]
+    scale = round((last.numel() / in_ch) ** 0.5)
+    return ModelConfig(arch="compact", scale=scale, blocks=(indices[-1] - 2) // 2, channels=channels,
+                       in_channels=in_ch)
+
+
+def infer_bicubic_pp_config(state: dict[str, Tensor]) -> ModelConfig:
+    """Config of an official-layout Bicubic++ state dict (width, scale, biases)."""
+    conv0, out = state["conv0.weight"], state["conv_out.weight"]
+    in_ch = conv0.shape[1]
+    shuffle = round((out.shape[0] / in_ch) ** 0.5)
+    if shuffle % 2 or in_ch * shuffle * shuffle != out.shape[0]:
+        raise WeightsError("conv_out of this Bicubic++ file has no valid pixel-shuffle factor")
+    return ModelConfig(arch="bicubic_pp", scale=shuffle // 2, channels=conv0.shape[0], in_channels=in_ch,
+                       bias="conv0.bias" in state)
+
+
+def _read_pth(path: Path) -> dict[str, Tensor]:
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # weights_only refuses code; anything else is a corrupt file
+        raise WeightsError(f"{path}: cannot load safely as weights ({type(exc).__name__})") from None
+    if isinstance(obj, dict):
+        for key in ("params_ema", "params", "state_dict", "model"):
+            if isinstance(obj.get(key), dict):
+                obj = obj[key]
+                break
+    if not isinstance(obj, dict) or not all(isinstance(v, Tensor) for v in obj.values()):
+        raise WeightsError(f"{path}: no state dict of tensors inside")
+    return obj
+
+
+def _config_for_foreign(path: Path, state: dict[str, Tensor]) -> ModelConfig:
+    if "body.0.weight" in state:
+        return infer_compact_config(state)
+    if "conv0.weight" in state and "conv_out.weight" in state:
+        return infer_bicubic_pp_config(state)
+    raise WeightsError(f"{path}: unrecognised weights layout (not repsr, SRVGGNetCompact or Bicubic++)")
+
+
+def load_state(path: str | Path) -> tuple[ModelConfig, dict[str, Tensor], dict[str, str]]:
+    """Read ``(config, state_dict, metadata)`` from a repsr, Compact or Bicubic++ file."""
+    path = Path(path)
+    if not path.is_file():
+        raise WeightsError(f"{path}: no such weights file")
+    if path.suffix == ".safetensors":
+        meta = read_metadata(path)
+        try:
+            state = load_file(str(path))
+        except (SafetensorError, OSError) as exc:
+            raise WeightsError(f"{path}: corrupt safetensors file ({exc})") from None
+        if "config" in meta:
+            try:
+                config = ModelConfig.from_json(meta["config"], str(path))
+            except ReprError as exc:
+                raise WeightsError(str(exc)) from None
+        else:
+            config = _config_for_foreign(path, state)
+        return config, state, meta
+    if path.suffix in (".pth", ".pt", ".ckpt"):
+        state = _read_pth(path)
+        return _config_for_foreign(path, state), state, {}
+    raise WeightsError(f"{path}: unsupported weights format '{path.suffix}' (use .safetensors or .pth)")
+
+
+def load_model(path: str | Path, device: str | torch.device = "cpu") -> nn.Module:
+    """Rebuild the model stored in ``path`` and load its weights strictly; returns it in eval mode."""
+    config, state, _ = load_state(path)
+    try:
+        model = build_model(config)
+    except ValueError as exc:
+        raise WeightsError(f"{path}: {exc}") from None
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        first = str(exc).splitlines()[1].strip() if len(str(exc).splitlines()) > 1 else str(exc)
+        raise WeightsError(f"{path}: weights do not fit {config.arch} ({first})") from None
+    return model.to(device).eval()
+
