@@ -1,0 +1,49 @@
+"""Pretrained models shipped inside the package, addressable by name (``repsr-m4c16-x4``).
+
+Shipped files live in ``repsr/pretrained/<name>.safetensors`` (merged nets, tens of KB each).
+:func:`resolve_model` turns a user's ``--model`` argument -- a shipped name or a path -- into a
+loaded model, so every command accepts both.
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from repsr.errors import WeightsError
+from repsr.weights import load_model
+
+DEFAULT_MODEL = "repsr-m4c16-x{scale}"
+
+
+def _pretrained_dir() -> Path:
+    return Path(str(resources.files("repsr") / "pretrained"))
+
+
+def shipped_models() -> list[str]:
+    """Names of the models shipped with this installation."""
+    return sorted(p.stem for p in _pretrained_dir().glob("*.safetensors"))
+
+
+def default_model_name(scale: int) -> str:
+    return DEFAULT_MODEL.format(scale=scale)
+
+
+def model_path(name_or_path: str) -> Path:
+    """The file behind a shipped name or a path, or a one-line error listing what exists."""
+    candidate = _pretrained_dir() / f"{name_or_path}.safetensors"
+    if candidate.is_file():
+        return candidate
+    path = Path(name_or_path)
+    if path.is_file():
+        return path
+    names = ", ".join(shipped_models()) or "none"
+    raise WeightsError(f"'{name_or_path}' is neither a file nor a shipped model (shipped: {names})")
+
+
+def resolve_model(name_or_path: str, device: str | torch.device = "cpu") -> nn.Module:
+    """Load a shipped model by name, or any weights file by path, in eval mode."""
+    return load_model(model_path(name_or_path), device=device)

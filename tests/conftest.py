@@ -1,0 +1,32 @@
+"""Shared test fixtures: where the benchmark images live, and deterministic torch settings."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("REPSR_SHARED", REPO.parent / "shared"))
+DATA = SHARED / "data"
+PEERS = SHARED / "peers"
+
+torch.set_num_threads(min(2, os.cpu_count() or 1))
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    """``../shared/data`` (Set5, Set14, B100, T91, BSD200, matlab_imresize); skips where absent."""
+    if not (DATA / "Set5" / "HR").is_dir():
+        pytest.skip(f"benchmark images not found at {DATA} (set REPSR_SHARED to the shared/ folder)")
+    return DATA
+
+
+@pytest.fixture(scope="session")
+def peers_dir() -> Path:
+    """``../shared/peers`` (third-party weights for evaluation only); skips where absent."""
+    if not PEERS.is_dir():
+        pytest.skip(f"peer weights not found at {PEERS}")
+    return PEERS
