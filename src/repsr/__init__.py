@@ -10,6 +10,7 @@ Public API::
 
 from repsr.bn import freeze_bn
 from repsr.config import ModelConfig
+from repsr.data.imresize import imresize as imresize
 from repsr.errors import ReprError
 from repsr.models import build_model, create_model
 from repsr.reparam.convert import reparameterize
