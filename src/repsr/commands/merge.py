@@ -1,0 +1,65 @@
+"""``repsr merge IN -o OUT``: training-time weights in, plain deploy network out.
+
+The output format follows OUT's suffix: ``.safetensors`` (repsr's format, rebuilds itself),
+``.pth`` with ``--format compact`` (``{"params": ...}``, loads in Real-ESRGAN, chaiNNer and
+spandrel as SRVGGNetCompact), or ``.onnx`` (see :mod:`repsr.export.onnx`).
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import torch
+
+from repsr.errors import ReprError
+from repsr.hub import model_path
+from repsr.reparam.convert import reparameterize
+from repsr.weights import load_model, save_compact_pth, save_model
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("merge", help="merge a training-time network into a plain conv net and export it",
+                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("input", help="weights file (.safetensors from repsr, or a supported .pth) or shipped name")
+    p.add_argument("-o", "--output", required=True, help="output file: .safetensors, .pth or .onnx")
+    p.add_argument("--format", choices=("repsr", "compact"), default=None,
+                   help="for .pth output: 'compact' writes Real-ESRGAN's {'params': state_dict} layout")
+    p.add_argument("--opset", type=int, default=18, help="ONNX opset for .onnx output (default 18)")
+    p.add_argument("--check", action="store_true", help="verify the merged net against the input on a random image")
+    p.set_defaults(run=run)
+
+
+def _check_equal(model: torch.nn.Module, merged: torch.nn.Module) -> float:
+    """Largest absolute output difference on a random 3x37x29 input (odd size: borders matter)."""
+    x = torch.rand(1, model.config.in_channels, 37, 29, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        return (model(x) - merged(x)).abs().max().item()
+
+
+def run(args: argparse.Namespace) -> int:
+    out = Path(args.output)
+    suffix = out.suffix.lower()
+    if suffix not in (".safetensors", ".pth", ".onnx"):
+        raise ReprError(f"{out}: output must end in .safetensors, .pth or .onnx")
+    if suffix == ".pth" and args.format != "compact":
+        raise ReprError("a .pth output needs --format compact (repsr's own format is .safetensors)")
+    model = load_model(model_path(args.input))
+    merged = reparameterize(model).eval()
+    if args.check:
+        diff = _check_equal(model, merged)
+        if diff > 1e-4:
+            raise ReprError(f"merged network differs from the training graph by {diff:.2e}")
+        print(f"check: max |merged - original| = {diff:.2e}")
+    if suffix == ".safetensors":
+        save_model(merged, out)
+    elif suffix == ".pth":
+        save_compact_pth(merged, out)
+    else:
+        from repsr.export.onnx import export_onnx
+
+        export_onnx(merged, out, opset=args.opset)
+    params = sum(p.numel() for p in merged.parameters())
+    cfg = merged.config
+    print(f"wrote {out} ({cfg.arch} x{cfg.scale}, {params:,} parameters)")
+    return 0

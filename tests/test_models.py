@@ -1,0 +1,174 @@
+"""Whole-model merge, the deploy layout, and weights I/O round trips."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from helpers import randomize
+
+import repsr
+from repsr.blocks import BLOCKS
+from repsr.bn import SwitchableBatchNorm2d
+from repsr.errors import WeightsError
+from repsr.models import PRESETS, CompactSR, parse_preset
+from repsr.reparam.base import RepBlock
+from repsr.weights import load_state, save_compact_pth
+
+ARCHS = sorted(BLOCKS)
+
+
+def _net(arch: str, scale: int, blocks: int = 2, channels: int = 8, dtype=torch.float64):
+    torch.manual_seed(0)
+    return randomize(repsr.create_model(arch, scale=scale, blocks=blocks, channels=channels).to(dtype), seed=scale)
+
+
+def _x(size=(7, 6), dtype=torch.float64):
+    return torch.rand(2, 3, *size, generator=torch.Generator().manual_seed(3), dtype=dtype)
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+@pytest.mark.parametrize("scale", [2, 3, 4])
+def test_merged_net_matches_eval_training_graph_float64(arch, scale):
+    model = _net(arch, scale).eval()
+    merged = repsr.reparameterize(model)
+    assert isinstance(merged, CompactSR)
+    x = _x()
+    out = merged(x)
+    assert out.shape == (2, 3, 7 * scale, 6 * scale)
+    torch.testing.assert_close(out, model(x), atol=1e-10, rtol=0)
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_merged_net_matches_float32_within_relative_tolerance(arch):
+    model = _net(arch, 4, blocks=4, channels=16, dtype=torch.float32).eval()
+    x = _x((13, 11), torch.float32)
+    ref, out = model(x), repsr.reparameterize(model)(x)
+    assert ((out - ref).abs().max() / ref.abs().max()).item() < 1e-5
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_merged_net_matches_train_mode_after_freeze_bn(arch):
+    model = _net(arch, 3).train()
+    repsr.freeze_bn(model)
+    model.train()
+    x = _x((5, 5))
+    torch.testing.assert_close(repsr.reparameterize(model)(x), model(x), atol=1e-10, rtol=0)
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_gradients_reach_every_parameter_of_the_training_graph(arch):
+    model = _net(arch, 2).train()
+    model(_x((6, 6))).abs().mean().backward()
+    missing = [n for n, p in model.named_parameters() if p.grad is None or p.grad.abs().sum() == 0]
+    assert not missing
+
+
+def test_reparameterize_copies_and_leaves_original_untouched():
+    model = _net("repsr", 4).eval()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    merged = repsr.reparameterize(model)
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    assert any(isinstance(m, RepBlock) for m in model.modules())
+    assert not any(isinstance(m, (RepBlock, SwitchableBatchNorm2d)) for m in merged.modules())
+
+
+def test_compact_layout_matches_srvggnetcompact():
+    merged = repsr.reparameterize(repsr.create_model("repsr", scale=4, blocks=4, channels=16))
+    state = merged.state_dict()
+    assert len(state) == 17
+    assert state["body.0.weight"].shape == (16, 3, 3, 3)
+    assert state["body.1.weight"].shape == (16,)
+    assert state["body.10.weight"].shape == (48, 16, 3, 3) and state["body.10.bias"].shape == (48,)
+    assert not any(k.startswith("body") for k in repsr.create_model("repsr", scale=4).state_dict())
+
+
+@pytest.mark.parametrize("preset", sorted(PRESETS))
+@pytest.mark.parametrize("scale", [2, 4])
+def test_merged_parameter_counts_follow_the_formula(preset, scale):
+    m, c = parse_preset(preset)
+    assert PRESETS[preset] == (m, c)
+    out = 3 * scale * scale
+    # head conv + PReLU, M x (conv + PReLU), tail conv; every conv 3x3 with bias
+    expected = (27 * c + c) + c + m * (9 * c * c + c + c) + (9 * c * out + out)
+    merged = repsr.reparameterize(repsr.create_model("repsr", scale=scale, blocks=m, channels=c))
+    assert sum(p.numel() for p in merged.parameters()) == expected
+
+
+def test_generic_reparameterize_swaps_blocks_in_other_models():
+    block = BLOCKS["dbb"](4, 4, repsr.ModelConfig()).double()
+    net = torch.nn.Sequential(randomize(block), torch.nn.ReLU()).eval()
+    merged = repsr.reparameterize(net)
+    x = torch.randn(1, 4, 5, 5, dtype=torch.float64)
+    torch.testing.assert_close(merged(x), net(x), atol=1e-10, rtol=0)
+    assert isinstance(net[0], RepBlock), "inplace=False must not touch the source"
+
+
+@pytest.mark.parametrize("arch", ["repsr", "ecbsr", "dbb"])
+def test_weights_round_trip_rebuilds_training_and_merged_models(tmp_path, arch):
+    model = _net(arch, 3, dtype=torch.float32).eval()
+    merged = repsr.reparameterize(model)
+    repsr.save_model(model, tmp_path / "train.safetensors")
+    repsr.save_model(merged, tmp_path / "merged.safetensors")
+    x = _x(dtype=torch.float32)
+    loaded = repsr.load_model(tmp_path / "train.safetensors")
+    assert loaded.config == model.config
+    torch.testing.assert_close(loaded(x), model(x), atol=0, rtol=0)
+    torch.testing.assert_close(repsr.load_model(tmp_path / "merged.safetensors")(x), merged(x), atol=0, rtol=0)
+
+
+def test_frozen_bn_state_survives_save_and_load(tmp_path):
+    model = _net("repsr", 2, dtype=torch.float32)
+    repsr.freeze_bn(model)
+    repsr.save_model(model, tmp_path / "m.safetensors")
+    loaded = repsr.load_model(tmp_path / "m.safetensors").train()
+    assert all(bool(m.frozen) for m in loaded.modules() if isinstance(m, SwitchableBatchNorm2d))
+
+
+def test_compact_pth_round_trips_through_load_model(tmp_path):
+    merged = repsr.reparameterize(_net("repsr", 4, dtype=torch.float32).eval())
+    save_compact_pth(merged, tmp_path / "m.pth")
+    config, state, _ = load_state(tmp_path / "m.pth")
+    assert (config.arch, config.scale, config.blocks, config.channels) == ("compact", 4, 2, 8)
+    torch.testing.assert_close(repsr.load_model(tmp_path / "m.pth")(_x(dtype=torch.float32)),
+                               merged(_x(dtype=torch.float32)), atol=0, rtol=0)
+
+
+def test_bad_weights_files_raise_one_line_errors(tmp_path):
+    (tmp_path / "junk.safetensors").write_bytes(b"not a safetensors file at all")
+    (tmp_path / "junk.pth").write_bytes(b"garbage")
+    (tmp_path / "m.onnx").write_bytes(b"x")
+    for name in ("junk.safetensors", "junk.pth", "m.onnx", "missing.safetensors"):
+        with pytest.raises(WeightsError) as info:
+            repsr.load_model(tmp_path / name)
+        assert "\n" not in str(info.value)
+
+
+def test_mismatched_weights_are_rejected(tmp_path):
+    model = _net("repsr", 2, dtype=torch.float32)
+    repsr.save_model(model, tmp_path / "m.safetensors")
+    from safetensors.torch import load_file, safe_open, save_file
+
+    with safe_open(str(tmp_path / "m.safetensors"), "pt") as f:
+        meta = f.metadata()
+    state = load_file(str(tmp_path / "m.safetensors"))
+    state.pop("head_act.weight")
+    save_file(state, str(tmp_path / "bad.safetensors"), metadata=meta)
+    with pytest.raises(WeightsError, match="do not fit"):
+        repsr.load_model(tmp_path / "bad.safetensors")
+
+
+def test_pickled_code_is_never_executed(tmp_path):
+    class Evil:
+        def __reduce__(self):
+            return (print, ("pwned",))
+
+    torch.save({"params": Evil()}, tmp_path / "evil.pth")
+    with pytest.raises(WeightsError):
+        repsr.load_model(tmp_path / "evil.pth")
+
+
+def test_create_model_rejects_options_of_other_families():
+    with pytest.raises(ValueError, match="does not apply"):
+        repsr.create_model("repvgg", scale=2, expand_ratio=4)
+    with pytest.raises(ValueError, match="unknown model option"):
+        repsr.create_model("repsr", scale=2, expnd_ratio=4)

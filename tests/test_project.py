@@ -1,0 +1,47 @@
+"""The project's shape: README's commands are what CI runs, the code is lint-clean, the CLI loads."""
+
+from __future__ import annotations
+
+import importlib.util
+import subprocess
+import sys
+
+import pytest
+from conftest import REPO
+
+
+def _readme_commands() -> list[str]:
+    text = (REPO / "README.md").read_text()
+    block = text.split("```bash\n", 1)[1].split("```", 1)[0]
+    return [line for line in block.splitlines() if line.strip()]
+
+
+def test_readme_starts_with_install_and_test_commands():
+    lines = (REPO / "README.md").read_text().splitlines()
+    assert lines[0].startswith("# ") and lines[2] == "```bash"
+    install, tests = _readme_commands()[:2]
+    assert "pip install" in install and "repsr upscale" in install
+    assert "pytest" in tests
+
+
+def test_ci_runs_exactly_the_readme_test_command():
+    ci = (REPO / ".ci" / "run").read_text().strip().splitlines()
+    assert ci[-1] == _readme_commands()[1]
+
+
+def test_every_cli_command_loads_and_has_help():
+    from repsr.cli import COMMANDS, build_parser
+
+    parser = build_parser()
+    for name in COMMANDS:
+        with pytest.raises(SystemExit) as info:
+            parser.parse_args([name, "--help"])
+        assert info.value.code == 0
+
+
+def test_code_is_ruff_clean():
+    if importlib.util.find_spec("ruff") is None:
+        pytest.skip("ruff not installed (it is part of the [test] extra)")
+    result = subprocess.run([sys.executable, "-m", "ruff", "check", "src", "tests"], cwd=REPO,
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout[-3000:]
