@@ -1,0 +1,156 @@
+"""Training patches: aligned random LR/HR crops with the 8 flips/rotations, indexed by iteration.
+
+Why this shape:
+
+* Every HR image is decoded once and its LR made once from the *whole* mod-cropped image (MATLAB
+  bicubic, or the NTIRE degradation), both kept in memory as uint8. Patches are then aligned
+  crops -- LR at ``(y, x)``, HR at ``(s*y, s*x)`` -- so no pixel is resized per patch and LR patches
+  carry the true image context at their borders, exactly as in a full-image evaluation.
+* Item ``i`` of :class:`PatchBatches` is the *whole batch of iteration i*, computed from
+  ``(seed, i)`` alone. Data order is therefore a pure function of the iteration: resuming at
+  iteration ``k`` replays exactly the batches an uninterrupted run would have seen, whether
+  batches are built in-process or by DataLoader workers, and nothing needs checkpointing.
+* Under DDP each rank takes its slice of the global batch ``i`` (like ``DistributedSampler``):
+  N ranks of batch B see the same samples as one process of batch N*B.
+* Images are drawn epoch by epoch (a seeded permutation per epoch), so every image is used once
+  per ``len(images)`` samples, as with a shuffling sampler.
+"""
+
+from __future__ import annotations
+
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from repsr.errors import ReprError
+from repsr.imageio import IMAGE_SUFFIXES, read_image
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ImagePair:
+    """A mod-cropped HR image and its LR, uint8 (H, W, 3); ``hr`` is ``scale`` times ``lr``."""
+
+    hr: np.ndarray
+    lr: np.ndarray
+    name: str
+
+
+def list_images(folders: list[str] | list[Path]) -> list[Path]:
+    """All image files directly inside ``folders`` (or their ``HR/`` subfolder), sorted per folder."""
+    files: list[Path] = []
+    for folder in map(Path, folders):
+        if (folder / "HR").is_dir():
+            folder = folder / "HR"
+        if not folder.is_dir():
+            raise ReprError(f"{folder}: training folder not found")
+        found = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        if not found:
+            raise ReprError(f"{folder}: no images inside")
+        files += found
+    return files
+
+
+def make_lr(hr: np.ndarray, scale: int, degradation: str = "bicubic", jpeg_quality: int = 90) -> np.ndarray:
+    """LR of a whole mod-cropped uint8 HR image (MATLAB bicubic by default, as the field does)."""
+    from repsr.data.degrade import degrade
+
+    return degrade(hr, scale, kind=degradation, jpeg_quality=jpeg_quality)
+
+
+def _load_pair(path: Path, scale: int, degradation: str, jpeg_quality: int) -> ImagePair:
+    image = read_image(path)
+    hr = np.rint(image.rgb * 255.0).astype(np.uint8)
+    h, w = hr.shape[0] - hr.shape[0] % scale, hr.shape[1] - hr.shape[1] % scale
+    hr = np.ascontiguousarray(hr[:h, :w])
+    return ImagePair(hr, np.ascontiguousarray(make_lr(hr, scale, degradation, jpeg_quality)), path.name)
+
+
+def load_pairs(folders: list[str], scale: int, patch_size: int, degradation: str = "bicubic",
+               jpeg_quality: int = 90, threads: int = 2) -> list[ImagePair]:
+    """Decode every HR image once and make its LR; images smaller than one patch are skipped."""
+    files = list_images(folders)
+    with ThreadPoolExecutor(max(1, threads)) as pool:  # decoding and resizing release the GIL
+        pairs = list(pool.map(lambda p: _load_pair(p, scale, degradation, jpeg_quality), files))
+    usable = [p for p in pairs if min(p.lr.shape[:2]) >= patch_size]
+    if len(usable) < len(pairs):
+        log.warning("skipped %d of %d training images smaller than an LR patch of %d px",
+                    len(pairs) - len(usable), len(pairs), patch_size)
+    if not usable:
+        raise ReprError(f"no training image has an LR side of at least {patch_size} px (train.patch_size)")
+    return usable
+
+
+def dihedral(a: np.ndarray, k: int) -> np.ndarray:
+    """One of the 8 flips/rotations of an (H, W, C) array: rotate by ``k % 4`` quarter turns, flip if ``k >= 4``."""
+    a = np.rot90(a, k % 4, axes=(0, 1))
+    return a[:, ::-1] if k >= 4 else a
+
+
+class PatchBatches(torch.utils.data.Dataset):
+    """Map-style dataset whose item ``i`` is iteration ``i``'s batch ``(lr, hr)`` of uint8 tensors.
+
+    ``lr`` is (B, 3, P, P) and ``hr`` (B, 3, sP, sP); convert with :func:`to_float` on the device
+    (moving uint8 costs a quarter of float32). ``stream`` separates independent sample streams
+    of the same data (0: training, 1: BN re-estimation batches).
+    """
+
+    def __init__(self, pairs: list[ImagePair], scale: int, patch_size: int, batch_size: int, seed: int = 0,
+                 rank: int = 0, world_size: int = 1, augment: bool = True, stream: int = 0) -> None:
+        self.pairs, self.scale, self.patch, self.batch = pairs, scale, patch_size, batch_size
+        self.seed, self.rank, self.world, self.augment, self.stream = seed, rank, world_size, augment, stream
+        self._perms: dict[int, np.ndarray] = {}
+
+    def __len__(self) -> int:
+        return 2**62  # unbounded: indexed by iteration
+
+    def _image_index(self, sample: int) -> int:
+        n = len(self.pairs)
+        epoch = sample // n
+        if epoch not in self._perms:
+            if len(self._perms) > 4:
+                self._perms.clear()
+            self._perms[epoch] = np.random.default_rng([self.seed, self.stream, 1, epoch]).permutation(n)
+        return int(self._perms[epoch][sample % n])
+
+    def _crop(self, pair: ImagePair, u: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        p, s = self.patch, self.scale
+        h, w = pair.lr.shape[:2]
+        y, x = int(u[0] * (h - p + 1)), int(u[1] * (w - p + 1))
+        lr = pair.lr[y:y + p, x:x + p]
+        hr = pair.hr[s * y:s * (y + p), s * x:s * (x + p)]
+        if self.augment:
+            k = int(u[2] * 8)
+            lr, hr = dihedral(lr, k), dihedral(hr, k)
+        return lr, hr
+
+    def __getitem__(self, index: int) -> tuple[Tensor, Tensor]:
+        global_batch = self.batch * self.world
+        draws = np.random.default_rng([self.seed, self.stream, 0, int(index)]).random((global_batch, 3))
+        first = int(index) * global_batch + self.rank * self.batch
+        lrs, hrs = [], []
+        for j in range(self.batch):
+            pair = self.pairs[self._image_index(first + j)]
+            lr, hr = self._crop(pair, draws[self.rank * self.batch + j])
+            lrs.append(lr)
+            hrs.append(hr)
+        return _stack(lrs), _stack(hrs)
+
+
+def _stack(patches: list[np.ndarray]) -> Tensor:
+    return torch.from_numpy(np.stack(patches)).permute(0, 3, 1, 2).contiguous()
+
+
+def to_float(batch: Tensor, device: torch.device | str, channels_last: bool = False) -> Tensor:
+    """uint8 (B, 3, H, W) -> float32 in [0, 1] on ``device`` (optionally channels_last)."""
+    x = batch.to(device, non_blocking=True).float().div_(255.0)
+    return x.contiguous(memory_format=torch.channels_last) if channels_last else x
+
+
+__all__ = ["ImagePair", "PatchBatches", "dihedral", "list_images", "load_pairs", "make_lr", "to_float"]

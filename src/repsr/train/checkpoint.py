@@ -1,0 +1,69 @@
+"""Full training-state checkpoints, written atomically and read with ``weights_only=True``.
+
+A checkpoint holds everything needed to continue a run bit for bit: model (including the BN
+``frozen`` buffers), optimizer, scheduler, optional EMA, the iteration, the BN-switch state, the
+best validation score, the RNG states of torch/numpy/python/CUDA, and the run config as JSON.
+Only tensors and primitive containers are stored, so loading never unpickles code
+(``torch.load(weights_only=True)``); RNG states are therefore converted to tensors here.
+"""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from repsr.errors import ReprError
+from repsr.weights import atomic_write
+
+FORMAT = "repsr-train-1"
+
+
+def rng_state() -> dict[str, Any]:
+    """All RNG states as tensors/primitives (safe for ``weights_only`` loading)."""
+    version, mt, gauss = random.getstate()
+    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    state: dict[str, Any] = {
+        "torch": torch.get_rng_state(),
+        "python": {"version": version, "state": torch.tensor(mt, dtype=torch.int64), "gauss": gauss},
+        "numpy": {"kind": kind, "keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
+                  "has_gauss": int(has_gauss), "cached": float(cached)},
+    }
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    """Restore what :func:`rng_state` captured."""
+    torch.set_rng_state(state["torch"])
+    py = state["python"]
+    random.setstate((py["version"], tuple(int(v) for v in py["state"].tolist()), py["gauss"]))
+    nps = state["numpy"]
+    np.random.set_state((nps["kind"], nps["keys"].numpy().astype(np.uint32), nps["pos"], nps["has_gauss"],
+                         nps["cached"]))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def save_checkpoint(path: str | Path, state: dict[str, Any]) -> None:
+    """Write ``state`` (plus format tag and RNG states) to ``path`` via temp file + rename."""
+    payload = {"format": FORMAT, "rng": rng_state(), **state}
+    atomic_write(path, lambda tmp: torch.save(payload, tmp))
+
+
+def load_checkpoint(path: str | Path) -> dict[str, Any]:
+    """Read a checkpoint safely; a missing, corrupt or foreign file is a one-line ReprError."""
+    path = Path(path)
+    if not path.is_file():
+        raise ReprError(f"{path}: no checkpoint to resume from (run without --resume to start fresh)")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # weights_only refuses code; anything else is a corrupt file
+        raise ReprError(f"{path}: cannot read checkpoint ({type(exc).__name__})") from None
+    if not isinstance(state, dict) or state.get("format") != FORMAT:
+        raise ReprError(f"{path}: not a repsr training checkpoint")
+    return state

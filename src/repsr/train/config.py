@@ -1,0 +1,158 @@
+"""Typed, frozen configuration of a training run, read strictly from YAML plus ``--set`` overrides.
+
+A run is ``TrainConfig{model, data, optim, train, output, seed}``. Every section is a frozen
+dataclass checked by :func:`repsr.config.from_dict`, so a typo (``bn_swich``) or a wrong type is a
+one-line :class:`~repsr.errors.ConfigError` naming the file and the dotted key instead of a silent
+default. Defaults follow the field (ECBSR/BasicSR): L1 loss, Adam (0.9, 0.99), lr 5e-4, LR patch 64,
+batch 32, and RepSR's BN switch at 80% of the iterations (SPEC §1).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from repsr.config import ModelConfig, apply_overrides, from_dict, load_yaml
+from repsr.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Where patches come from. ``train``: HR folders; ``val``: EDSR-layout sets (``HR/``, ``LR_bicubic/``)."""
+
+    train: list[str] = field(default_factory=list)
+    val: list[str] = field(default_factory=list)
+    # How LR images are made from the whole (mod-cropped) HR image: MATLAB bicubic, or NTIRE's
+    # Pillow bicubic + JPEG (Bicubic++'s setting, SPEC §3).
+    degradation: Literal["bicubic", "ntire"] = "bicubic"
+    jpeg_quality: int = 90
+    # DataLoader worker processes; 0 = in-process (best on a 2-core CPU, where workers steal compute).
+    workers: int = 0
+    # Validate on at most this many images per set (None = all): keeps validation cheap in smoke runs.
+    val_max_images: int | None = None
+
+
+@dataclass(frozen=True)
+class OptimConfig:
+    """Loss, optimiser and learning-rate schedule (the base rate itself is ``train.lr``)."""
+
+    loss: Literal["l1", "mse"] = "l1"
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.99])
+    weight_decay: float = 0.0
+    schedule: Literal["constant", "cosine", "multistep", "linear"] = "constant"
+    # multistep: iterations (absolute ints, or fractions of train.iters) where lr is multiplied by gamma.
+    milestones: list[float] = field(default_factory=lambda: [0.5, 0.75])
+    gamma: float = 0.5
+    # cosine / linear: the rate it decays to by the last iteration.
+    min_lr: float = 1e-7
+    # Gradient-norm clipping (None = off).
+    grad_clip: float | None = None
+
+
+@dataclass(frozen=True)
+class LoopConfig:
+    """Length, batch, BN switch, validation/checkpoint cadence and device options of the loop."""
+
+    iters: int = 100_000
+    batch_size: int = 32
+    patch_size: int = 64  # LR patch side; the HR patch is scale times larger
+    lr: float = 5e-4
+    # RepSR's BN switch: a fraction of ``iters`` in (0, 1] (float) or an absolute iteration (int);
+    # null/false for none. At the switch BN statistics are re-estimated and frozen for good.
+    bn_switch: int | float | bool | None = 0.8
+    bn_calib_batches: int = 100
+    freeze_bn_affine: bool = False
+    val_every: int = 5000  # 0: validate only at the end
+    ckpt_every: int = 1000  # 0: checkpoint only at the end
+    log_every: int = 100
+    ema: float | None = None  # EMA decay of the weights (e.g. 0.999); None = off
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    amp: Literal[False, "bf16", "fp16"] = False  # CUDA only
+    channels_last: bool = True  # CUDA only
+    compile: bool = False
+    sync_bn: bool = False  # DDP: BN statistics over the global batch
+    deterministic: bool = False
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """A whole training run; stored as JSON inside every checkpoint."""
+
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    train: LoopConfig = field(default_factory=LoopConfig)
+    output: str = "runs/repsr"
+    seed: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+
+def bn_switch_iteration(config: LoopConfig) -> int | None:
+    """The iteration at which BN switches to population statistics, or None for no switch.
+
+    A float is a fraction of ``iters`` (0.8 -> 80%); an int is an absolute iteration.
+    """
+    value = config.bn_switch
+    if value is None or value is False:
+        return None
+    if isinstance(value, float):
+        return max(0, round(value * config.iters))
+    return int(value)
+
+
+def _validate(config: TrainConfig, source: str) -> None:
+    """Range checks the type system cannot express, each a one-line error naming the key."""
+    t, o, d = config.train, config.optim, config.data
+    checks = [
+        (t.iters >= 1, "train.iters", "must be >= 1"),
+        (t.batch_size >= 1, "train.batch_size", "must be >= 1"),
+        (t.patch_size >= 4, "train.patch_size", "must be >= 4"),
+        (t.lr > 0, "train.lr", "must be > 0"),
+        (t.bn_switch is not True, "train.bn_switch", "must be a fraction, an iteration or null, not true"),
+        (not isinstance(t.bn_switch, float) or 0 < t.bn_switch <= 1, "train.bn_switch",
+         "as a fraction must lie in (0, 1]"),
+        (not isinstance(t.bn_switch, int) or isinstance(t.bn_switch, bool) or t.bn_switch >= 0,
+         "train.bn_switch", "as an iteration must be >= 0"),
+        (t.bn_calib_batches >= 1, "train.bn_calib_batches", "must be >= 1"),
+        (t.val_every >= 0 and t.ckpt_every >= 0 and t.log_every >= 1, "train.val_every/ckpt_every/log_every",
+         "must be >= 0 (log_every >= 1)"),
+        (t.ema is None or 0 < t.ema < 1, "train.ema", "must lie in (0, 1) or be null"),
+        (len(o.betas) == 2 and all(0 <= b < 1 for b in o.betas), "optim.betas", "must be two numbers in [0, 1)"),
+        (o.gamma > 0 and o.min_lr >= 0, "optim.gamma/min_lr", "must be positive"),
+        (d.workers >= 0, "data.workers", "must be >= 0"),
+        (1 <= d.jpeg_quality <= 100, "data.jpeg_quality", "must lie in [1, 100]"),
+        (bool(d.train), "data.train", "needs at least one folder of HR training images"),
+        (config.model.arch != "compact", "model.arch",
+         "'compact' is the merged inference net; train a training-time family"),
+    ]
+    for ok, key, message in checks:
+        if not ok:
+            raise ConfigError(f"{source}: '{key}' {message}")
+
+
+def load_train_config(path: str | Path | None, overrides: list[str] | None = None) -> TrainConfig:
+    """Read a YAML run config, apply dotted ``--set`` overrides and validate it strictly."""
+    source = str(path) if path is not None else "<defaults>"
+    data = load_yaml(path) if path is not None else {}
+    if overrides:
+        data = apply_overrides(data, overrides)
+    config = from_dict(TrainConfig, data, source)
+    _validate(config, source)
+    return config
+
+
+def config_from_json(text: str, source: str) -> TrainConfig:
+    """Rebuild the run config stored in a checkpoint."""
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError:
+        raise ConfigError(f"{source}: stored config is not valid JSON") from None
+    return from_dict(TrainConfig, data, source)

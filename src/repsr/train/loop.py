@@ -1,0 +1,252 @@
+"""The training loop: patches in, L1 steps, the BN switch, validation, checkpoints, resume.
+
+Determinism is by construction: the batch of iteration ``i`` is a pure function of ``(seed, i)``
+(:class:`~repsr.data.patches.PatchBatches`), the BN switch happens at a fixed iteration with its
+own batch stream, and a checkpoint stores model/optimizer/scheduler/EMA/RNG state. So on CPU a run
+interrupted at iteration k and resumed is bit-identical to one that never stopped.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+import yaml
+from torch import Tensor
+
+from repsr.data.patches import PatchBatches, load_pairs, to_float
+from repsr.errors import ReprError
+from repsr.models import build_model
+from repsr.train import ddp
+from repsr.train.bn_switch import bn_state_summary, freeze_bn_affine, switch_bn
+from repsr.train.config import TrainConfig, bn_switch_iteration
+from repsr.train.ema import EMA
+from repsr.train.outputs import load_state, save_outputs, save_state
+from repsr.train.progress import Reporter
+from repsr.train.schedule import build_optimizer
+from repsr.train.sync_bn import convert_sync_switchable_bn
+from repsr.train.validate import load_val_sets, validate
+
+log = logging.getLogger(__name__)
+
+
+def seed_everything(seed: int) -> None:
+    import random
+
+    import numpy as np
+
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+class Trainer:
+    """One training run; ``Trainer(config, resume=...).run()`` does everything."""
+
+    def __init__(self, config: TrainConfig, resume: bool = False, profile: bool = False) -> None:
+        self.config, self.profile = config, profile
+        self.output = Path(config.output)
+        self.ckpt_path = self.output / "checkpoints" / "latest.pt"
+        if not resume and self.ckpt_path.exists():
+            raise ReprError(f"{self.ckpt_path} exists: pass --resume to continue it, or choose another output")
+        self.info = ddp.detect()
+        self.device = ddp.pick_device(config.train.device, self.info)
+        ddp.init(self.info, self.device)
+        self.cuda = self.device.type == "cuda"
+        seed_everything(config.seed)
+        if config.train.deterministic:
+            torch.use_deterministic_algorithms(True, warn_only=True)
+        self.model = self._build_model()
+        self.optimizer, self.scheduler = build_optimizer(self.model, config)
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.cuda and config.train.amp == "fp16")
+        self.ema = EMA(self.model, config.train.ema) if config.train.ema else None
+        self.iteration, self.best = 0, {"psnr": -math.inf, "iter": -1}
+        self.switched = False
+        self.switch_at = bn_switch_iteration(config.train)
+        if resume:
+            load_state(self, self.ckpt_path)
+            if self.switched and config.train.freeze_bn_affine:
+                freeze_bn_affine(self.model)
+        self.net = self._wrap()
+        self.data = self._build_data()
+        self.wait_s = self.step_s = 0.0
+        self.val_sets: list | None = None
+
+    def _build_model(self) -> torch.nn.Module:
+        try:
+            model = build_model(self.config.model)
+        except ValueError as exc:
+            raise ReprError(f"model: {exc}") from None
+        model = model.to(self.device)
+        if self.cuda and self.config.train.channels_last:
+            model = model.to(memory_format=torch.channels_last)
+        if self.config.train.sync_bn and self.info.enabled:
+            convert_sync_switchable_bn(model)
+        return model.train()
+
+    def _wrap(self) -> torch.nn.Module:
+        """DDP (under torchrun) and torch.compile around the model; rebuilt when params stop training."""
+        net = ddp.wrap(self.model, self.info, self.device)
+        return torch.compile(net) if self.config.train.compile else net
+
+    def _build_data(self) -> PatchBatches:
+        c = self.config
+        pairs = load_pairs(c.data.train, c.model.scale, c.train.patch_size, c.data.degradation, c.data.jpeg_quality)
+        return PatchBatches(pairs, c.model.scale, c.train.patch_size, c.train.batch_size, c.seed,
+                            self.info.rank, self.info.world_size)
+
+    def _loader(self, start: int, stop: int) -> torch.utils.data.DataLoader:
+        workers = self.config.data.workers
+        return torch.utils.data.DataLoader(self.data, batch_size=None, sampler=range(start, stop),
+                                           num_workers=workers, pin_memory=self.cuda,
+                                           prefetch_factor=4 if workers else None)
+
+    def _maybe_switch(self) -> None:
+        """RepSR's switch at its iteration: re-estimate BN statistics, freeze them (SPEC §1)."""
+        if self.switched or self.switch_at is None or self.iteration < self.switch_at:
+            return
+        c = self.config
+        calib = PatchBatches(self.data.pairs, c.model.scale, c.train.patch_size, c.train.batch_size, c.seed,
+                             self.info.rank, self.info.world_size, stream=1)
+        batches = (to_float(calib[k][0], self.device, self.cuda and c.train.channels_last)
+                   for k in range(c.train.bn_calib_batches))
+        with self._autocast():
+            count = switch_bn(self.model, batches, c.train.freeze_bn_affine)
+        self.switched = True
+        if count and c.train.freeze_bn_affine:
+            self.net = self._wrap()  # DDP must forget the parameters that no longer get gradients
+        if self.ema is not None:
+            self.ema.copy_buffers(self.model)  # the EMA copy switches together with the model
+        self.reporter.line(f"BN switch at iteration {self.iteration}: {count} BN layers re-estimated over "
+                           f"{c.train.bn_calib_batches} batches and frozen")
+        self.reporter.scalars(self.iteration, {"train/bn_switch": 1.0})
+        self.reporter.record(self.iteration, "bn_switch", {"layers": count})
+
+    def _autocast(self) -> Any:
+        amp = self.config.train.amp
+        dtype = torch.bfloat16 if amp == "bf16" else torch.float16
+        return torch.autocast("cuda", dtype=dtype, enabled=self.cuda and bool(amp))
+
+    def _step(self, lr_u8: Tensor, hr_u8: Tensor) -> float:
+        """One optimisation step on a uint8 batch; returns the loss."""
+        c = self.config
+        channels_last = self.cuda and c.train.channels_last
+        lr, hr = to_float(lr_u8, self.device, channels_last), to_float(hr_u8, self.device, channels_last)
+        with self._autocast():
+            sr = self.net(lr)
+        loss_fn = F.l1_loss if c.optim.loss == "l1" else F.mse_loss
+        loss = loss_fn(sr.float(), hr)
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        if c.optim.grad_clip:
+            self.scaler.unscale_(self.optimizer)
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), c.optim.grad_clip)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.scheduler.step()
+        if self.ema is not None:
+            self.ema.update(self.model)
+        return float(loss.detach())
+
+    def eval_model(self) -> torch.nn.Module:
+        """The weights that are validated and shipped: the EMA copy when EMA is on."""
+        return self.ema.module if self.ema is not None else self.model
+
+    def _periodic(self, stop: int) -> None:
+        t, i = self.config.train, self.iteration
+        last = i == stop
+        if self.config.data.val and self.info.is_main and ((t.val_every and i % t.val_every == 0) or last):
+            self.validate()
+        if (t.ckpt_every and i % t.ckpt_every == 0) or last:
+            self.checkpoint()
+
+    def validate(self) -> dict[str, Any]:
+        c = self.config
+        if self.val_sets is None:
+            self.val_sets = load_val_sets(c.data.val, c.model.scale, c.data.val_max_images)
+        result = validate(self.eval_model(), self.val_sets, c.model.scale)
+        scalars = {}
+        for kind in ("graph", "merged"):
+            for name, s in result[kind].items():
+                scalars.update({f"val_{kind}/{name}_psnr": s["psnr"], f"val_{kind}/{name}_ssim": s["ssim"]})
+        self.reporter.scalars(self.iteration, scalars)
+        self.reporter.record(self.iteration, "val", {k: result[k] for k in ("graph", "merged", "gap")})
+        summary = "  ".join(f"{n} {s['psnr']:.3f}/{s['ssim']:.4f}" for n, s in result["merged"].items())
+        self.reporter.line(f"val @ {self.iteration}: {summary}  (merge gap max "
+                           f"{max(result['gap'].values(), default=0):.4f} dB)")
+        if result["psnr"] > self.best["psnr"]:
+            self.best = {"psnr": result["psnr"], "iter": self.iteration}
+            save_outputs(self, best=True)
+        return result
+
+    def checkpoint(self) -> None:
+        if self.info.is_main:
+            save_state(self, self.ckpt_path)
+            save_outputs(self, best=False)
+        ddp.barrier(self.info)
+
+    def run(self, stop_at: int | None = None) -> None:
+        """Train up to ``train.iters`` (or ``stop_at``, which simulates an interruption for tests)."""
+        c = self.config
+        stop = min(c.train.iters, stop_at) if stop_at is not None else c.train.iters
+        self.reporter = Reporter(self.output, c.train.iters, self.iteration, c.train.log_every,
+                                 active=self.info.is_main)
+        if self.info.is_main:
+            self.output.mkdir(parents=True, exist_ok=True)
+            (self.output / "config.yaml").write_text(yaml.safe_dump(c.to_dict(), sort_keys=False))
+        try:
+            self._loop(stop)
+            if self.iteration == c.train.iters:
+                self._maybe_switch()  # a switch at 100% freezes BN for the final, merged model
+                self._finish()
+        finally:
+            self.reporter.close()
+        ddp.shutdown(self.info)
+
+    def _loop(self, stop: int) -> None:
+        if self.iteration >= stop:
+            return
+        batches = iter(self._loader(self.iteration, stop))
+        while self.iteration < stop:
+            self._maybe_switch()
+            t0 = time.perf_counter()
+            lr_u8, hr_u8 = next(batches)
+            t1 = time.perf_counter()
+            loss = self._step(lr_u8, hr_u8)
+            self.wait_s += t1 - t0
+            self.step_s += time.perf_counter() - t1
+            self.iteration += 1
+            if not math.isfinite(loss):
+                raise ReprError(f"loss became {loss} at iteration {self.iteration} (lower train.lr or use amp: bf16)")
+            self.reporter.step(self.iteration, ddp.mean_across_ranks(loss, self.info, self.device),
+                               self.optimizer.param_groups[0]["lr"])
+            self._periodic(stop)
+        if self.profile:
+            self.report_profile()
+
+    def _finish(self) -> None:
+        if self.info.is_main:
+            save_outputs(self, best=False, merged=True)
+            self.reporter.line(f"done: {self.iteration} iterations; best mean val PSNR {self.best['psnr']:.3f} dB "
+                               f"at {self.best['iter']}; outputs in {self.output}")
+
+    def report_profile(self) -> None:
+        total = self.wait_s + self.step_s
+        done = self.iteration - self.reporter.start
+        self.reporter.line(f"profile: {done / max(total, 1e-9):.3f} it/s over {done} iterations; "
+                           f"waiting for data {100 * self.wait_s / max(total, 1e-9):.1f}% of the time")
+
+
+def train(config: TrainConfig, resume: bool = False, profile: bool = False, stop_at: int | None = None) -> Trainer:
+    """Run (or resume) a training run; returns the finished :class:`Trainer`."""
+    trainer = Trainer(config, resume=resume, profile=profile)
+    trainer.run(stop_at=stop_at)
+    return trainer
+
+
+__all__ = ["Trainer", "train", "bn_state_summary"]
