@@ -1,0 +1,227 @@
+"""Throughput of an SR network against its own training graph, onnxruntime and bicubic.
+
+Why ratios, not absolute numbers: machines (and their other users) differ, so every row is
+measured in one run beside a large fp32 matmul -- the practical FLOP rate of this machine -- and
+beside bicubic interpolation, the thing these nets want to replace. Conv FLOPs are counted
+analytically (``2 * MACs``, each conv's MACs = output elements x in_channels/groups x k x k), so
+"achieved GFLOP/s" is real arithmetic per second, not a vendor figure. On CUDA the NTIRE 2023
+protocol applies: fp16, channels_last, 50 warm-up runs then the mean of 244 timed with CUDA events.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+
+import cv2
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from repsr.errors import ReprError
+from repsr.models import ARCHS, create_model, parse_preset
+from repsr.reparam.base import RepBlock
+from repsr.reparam.convert import reparameterize
+
+DEFAULT_SIZES = "320x180x4,1280x720x3"
+NTIRE_WARMUP, NTIRE_REPS = 50, 244
+
+
+@dataclass
+class Row:
+    """One measured configuration at one input size."""
+
+    size: str
+    name: str
+    threads: int
+    ms: float
+    mpix_per_s: float  # output megapixels per second
+    gflop: float | None = None  # conv GFLOP per frame (2 * MACs)
+    gflop_per_s: float | None = None
+    pct_matmul: float | None = None  # achieved GFLOP/s as % of the fp32 matmul rate
+    x_bicubic: float | None = None  # time relative to OpenCV's uint8 bicubic
+
+
+def parse_sizes(text: str) -> list[tuple[int, int, int]]:
+    """``"320x180x4,1280x720x3"`` -> ``[(320, 180, 4), (1280, 720, 3)]`` (width, height, scale)."""
+    sizes = []
+    for item in text.split(","):
+        match = re.fullmatch(r"\s*(\d+)x(\d+)x(\d+)\s*", item)
+        if not match or min(int(g) for g in match.groups()) < 1:
+            raise ReprError(f"--sizes: '{item}' is not WIDTHxHEIGHTxSCALE (e.g. 320x180x4)")
+        sizes.append(tuple(int(g) for g in match.groups()))
+    return sizes  # type: ignore[return-value]
+
+
+def model_factory(spec: str) -> Callable[[int], nn.Module]:
+    """A function scale -> model (eval mode) for ``arch:MxCy``, a bare arch, or a name/path.
+
+    Presets and arch names build randomly initialised nets (speed does not depend on weights);
+    a shipped name or file has a fixed scale, and other scales are refused.
+    """
+    arch, _, preset = spec.partition(":")
+    if arch in ARCHS and arch != "compact":
+        blocks, channels = parse_preset(preset) if preset else (4, None)
+        return lambda s: create_model(arch, scale=s, blocks=blocks, channels=channels).eval()
+    from repsr.hub import resolve_model
+
+    model = resolve_model(spec)
+
+    def fixed(scale: int) -> nn.Module:
+        if model.config.scale != scale:  # type: ignore[union-attr]
+            raise ReprError(f"{spec} is a x{model.config.scale} model; size asks for x{scale}")
+        return model
+    return fixed
+
+
+def conv_gflop(model: nn.Module, x: torch.Tensor) -> float:
+    """GFLOP (2 * multiply-adds) of every Conv2d in one forward pass on ``x``."""
+    macs = [0]
+
+    def hook(module: nn.Conv2d, _inp: object, out: torch.Tensor) -> None:
+        k = module.kernel_size[0] * module.kernel_size[1]
+        macs[0] += out.numel() * (module.in_channels // module.groups) * k
+
+    handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, nn.Conv2d)]
+    with torch.no_grad():
+        model(x)
+    for h in handles:
+        h.remove()
+    return 2 * macs[0] / 1e9
+
+
+def time_ms(fn: Callable[[], object], warmup: int, reps: int, device: torch.device) -> float:
+    """Mean milliseconds per call: CUDA events on a GPU, ``perf_counter`` on the CPU."""
+    with torch.no_grad():
+        for _ in range(warmup):
+            fn()
+        if device.type == "cuda":
+            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            torch.cuda.synchronize()
+            start.record()
+            for _ in range(reps):
+                fn()
+            end.record()
+            torch.cuda.synchronize()
+            return start.elapsed_time(end) / reps
+        t0 = time.perf_counter()
+        for _ in range(reps):
+            fn()
+        return (time.perf_counter() - t0) * 1000 / reps
+
+
+def matmul_gflops(device: torch.device, warmup: int, reps: int, n: int = 2048) -> float:
+    """GFLOP/s of an ``n x n`` fp32 (fp16 on CUDA) matmul: the machine's practical FLOP rate."""
+    dtype = torch.float16 if device.type == "cuda" else torch.float32
+    a, b = (torch.randn(n, n, device=device, dtype=dtype) for _ in range(2))
+    ms = time_ms(lambda: a @ b, max(1, warmup), max(2, reps), device)
+    return 2 * n**3 / (ms / 1000) / 1e9
+
+
+def _has_training_blocks(model: nn.Module) -> bool:
+    return any(isinstance(m, (RepBlock, nn.modules.batchnorm._BatchNorm)) for m in model.modules())
+
+
+Candidate = tuple[str, Callable[[], object], float | None]
+
+
+def _onnx_candidate(merged: nn.Module, x: torch.Tensor, threads: int, gflop: float) -> Candidate:
+    import tempfile
+    from pathlib import Path
+
+    from repsr.export.onnx import OnnxUpscaler, export_onnx
+
+    with tempfile.TemporaryDirectory() as tmp:
+        export_onnx(merged, Path(tmp) / "m.onnx")
+        runner = OnnxUpscaler(Path(tmp) / "m.onnx", threads=threads)
+    feed = x.numpy()
+    return "onnxruntime fp32", lambda: runner._run(feed), gflop
+
+
+def network_candidates(model: nn.Module, x: torch.Tensor, device: torch.device, threads: int,
+                       onnx: bool = True) -> list[Candidate]:
+    """The network rows: training graph (if any), merged net in its layouts/precisions, ORT."""
+    merged = reparameterize(model).eval().to(device)
+    gflop = conv_gflop(merged.cpu().float(), x.cpu().float())
+    merged = merged.to(device)
+    rows: list[Candidate] = []
+    if _has_training_blocks(model):
+        train = model.eval().to(device)
+        rows.append(("training graph fp32", lambda: train(x), conv_gflop(model.cpu(), x.cpu())))
+        train.to(device)
+    rows.append(("merged fp32 NCHW", lambda: merged(x), gflop))
+    cl_model = reparameterize(model).eval().to(device).to(memory_format=torch.channels_last)
+    x_cl = x.contiguous(memory_format=torch.channels_last)
+    rows.append(("merged fp32 channels_last", lambda: cl_model(x_cl), gflop))
+    if device.type == "cuda":
+        half = reparameterize(model).eval().to(device).half().to(memory_format=torch.channels_last)
+        x_half = x_cl.half()
+        rows.append(("merged fp16 channels_last", lambda: half(x_half), gflop))
+    elif onnx:
+        rows.append(_onnx_candidate(reparameterize(model).eval(), x, threads, gflop))
+    return rows
+
+
+def bicubic_candidates(x: torch.Tensor, scale: int, device: torch.device) -> list[Candidate]:
+    """Bicubic rows: torch (fp32, fp16 on CUDA) and on the CPU OpenCV INTER_CUBIC on uint8 and float."""
+    rows: list[Candidate] = [("bicubic torch fp32", lambda: F.interpolate(x, scale_factor=scale, mode="bicubic"),
+                              None)]
+    if device.type == "cuda":
+        xh = x.half()
+        rows.append(("bicubic torch fp16", lambda: F.interpolate(xh, scale_factor=scale, mode="bicubic"), None))
+        return rows
+    img = np.ascontiguousarray(x[0].permute(1, 2, 0).cpu().numpy())
+    img8 = (img * 255).astype(np.uint8)
+    size = (img.shape[1] * scale, img.shape[0] * scale)
+    rows.append(("bicubic OpenCV uint8", lambda: cv2.resize(img8, size, interpolation=cv2.INTER_CUBIC), None))
+    rows.append(("bicubic OpenCV fp32", lambda: cv2.resize(img, size, interpolation=cv2.INTER_CUBIC), None))
+    return rows
+
+
+def bench_size(factory: Callable[[int], nn.Module], size: tuple[int, int, int], device: torch.device,
+               threads: int, warmup: int, reps: int, matmul: float, onnx: bool = True) -> list[Row]:
+    """Time every candidate at one (width, height, scale) and fill in the derived columns."""
+    w, h, scale = size
+    x = torch.rand(1, 3, h, w, generator=torch.Generator().manual_seed(0)).to(device)
+    model = factory(scale)
+    label = f"{w}x{h}x{scale}"
+    rows = []
+    for name, fn, gflop in network_candidates(model, x, device, threads, onnx) + bicubic_candidates(x, scale, device):
+        ms = time_ms(fn, warmup, reps, device)
+        rate = gflop / (ms / 1000) if gflop is not None else None
+        rows.append(Row(label, name, threads, ms, w * h * scale * scale / (ms / 1000) / 1e6, gflop, rate,
+                        None if rate is None else 100 * rate / matmul))
+    reference = next((r.ms for r in rows if r.name in ("bicubic OpenCV uint8", "bicubic torch fp16")), None)
+    for row in rows:
+        row.x_bicubic = None if reference is None else row.ms / reference
+    return rows
+
+
+def run_bench(model: str = "repsr:M4C16", sizes: str = DEFAULT_SIZES, threads: list[int] | None = None,
+              device: str = "cpu", warmup: int | None = None, reps: int | None = None,
+              onnx: bool = True) -> dict:
+    """All rows for every size and thread count, plus the matmul reference of each thread count."""
+    dev = torch.device(device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ReprError("--device cuda requested but no CUDA device is available")
+    cuda = dev.type == "cuda"
+    warmup = (NTIRE_WARMUP if cuda else 3) if warmup is None else warmup
+    reps = (NTIRE_REPS if cuda else 10) if reps is None else reps
+    factory, parsed = model_factory(model), parse_sizes(sizes)
+    before, result = torch.get_num_threads(), {"model": model, "device": str(dev), "warmup": warmup,
+                                               "reps": reps, "matmul_gflops": {}, "rows": []}
+    try:
+        for t in threads or [before]:
+            torch.set_num_threads(t)
+            cv2.setNumThreads(t)
+            matmul = matmul_gflops(dev, warmup, reps)
+            result["matmul_gflops"][t] = matmul
+            for size in parsed:
+                rows = bench_size(factory, size, dev, t, warmup, reps, matmul, onnx)
+                result["rows"] += [asdict(r) for r in rows]
+    finally:
+        torch.set_num_threads(before)
+    return result

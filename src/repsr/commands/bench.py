@@ -1,0 +1,71 @@
+"""``repsr bench``: speed of a network (training graph, merged, onnxruntime) next to bicubic.
+
+Every number is measured in the same run as a large fp32 matmul (the machine's practical FLOP
+rate) and OpenCV bicubic, so the ratios hold even on a busy machine. ``--model`` takes an arch
+preset (``repsr:M4C16``, ``ecb:M16C64``, ``bicubic_pp``), a shipped name or a weights path.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from repsr.bench import DEFAULT_SIZES, run_bench
+from repsr.errors import ReprError
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("bench", help="measure throughput against matmul peak and bicubic", description=__doc__,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", default="repsr:M4C16",
+                   help="arch[:MxCy] preset, shipped name or weights file (default repsr:M4C16)")
+    p.add_argument("--sizes", default=DEFAULT_SIZES,
+                   help=f"comma-separated WIDTHxHEIGHTxSCALE of the LR input (default {DEFAULT_SIZES})")
+    p.add_argument("--threads", default=None, help="CPU thread counts to compare, e.g. 1,2 (default: torch's)")
+    p.add_argument("--device", default="cpu", help="cpu (default) or cuda (fp16 + NTIRE protocol)")
+    p.add_argument("--warmup", type=int, default=None, help="warm-up runs (default 3 on CPU, 50 on CUDA)")
+    p.add_argument("--reps", type=int, default=None, help="timed runs (default 10 on CPU, 244 on CUDA)")
+    p.add_argument("--no-onnx", action="store_true", help="skip the onnxruntime row (export takes seconds)")
+    p.add_argument("--json", action="store_true", help="print the results as JSON")
+    p.set_defaults(run=run)
+
+
+def _fmt(value: float | None, spec: str) -> str:
+    return "-" if value is None else format(value, spec)
+
+
+def format_table(result: dict) -> str:
+    """Plain fixed-width table (pastes into Markdown code blocks) with the matmul reference."""
+    lines = [f"model {result['model']} on {result['device']}, {result['warmup']} warm-up + {result['reps']} timed "
+             "runs; % matmul = achieved conv GFLOP/s / fp32 matmul GFLOP/s; x bicubic = time / OpenCV uint8 time"]
+    for t, g in result["matmul_gflops"].items():
+        lines.append(f"matmul 2048^3 with {t} thread(s): {g:.1f} GFLOP/s")
+    head = f"{'size':<14}{'row':<27}{'thr':>4}{'ms/frame':>10}{'MP/s':>8}{'GFLOP':>8}{'GFLOP/s':>9}" \
+           f"{'% matmul':>9}{'x bicubic':>10}"
+    lines += [head, "-" * len(head)]
+    for r in result["rows"]:
+        lines.append(f"{r['size']:<14}{r['name']:<27}{r['threads']:>4}{r['ms']:>10.2f}{r['mpix_per_s']:>8.1f}"
+                     f"{_fmt(r['gflop'], '.2f'):>8}{_fmt(r['gflop_per_s'], '.1f'):>9}"
+                     f"{_fmt(r['pct_matmul'], '.1f'):>9}{_fmt(r['x_bicubic'], '.2f'):>10}")
+    return "\n".join(lines)
+
+
+def _threads(text: str | None) -> list[int] | None:
+    if text is None:
+        return None
+    try:
+        values = [int(v) for v in text.split(",")]
+    except ValueError:
+        raise ReprError(f"--threads: '{text}' is not a comma-separated list of integers") from None
+    if min(values) < 1:
+        raise ReprError("--threads must be >= 1")
+    return values
+
+
+def run(args: argparse.Namespace) -> int:
+    if (args.warmup is not None and args.warmup < 0) or (args.reps is not None and args.reps < 1):
+        raise ReprError("--warmup must be >= 0 and --reps >= 1")
+    result = run_bench(args.model, args.sizes, _threads(args.threads), args.device, args.warmup, args.reps,
+                       onnx=not args.no_onnx)
+    print(json.dumps(result, indent=2) if args.json else format_table(result))
+    return 0

@@ -1,0 +1,120 @@
+"""``repsr upscale INPUT... -o OUT``: images, folders and videos through a merged network.
+
+Options follow Real-ESRGAN's vocabulary (``-s``, ``-t/--tile``, ``--tile-pad``, ``--suffix``,
+``--ext``, ``--half``), so its users need nothing new. ``-s`` alone picks the shipped model of
+that scale; with ``--model`` it is the final output scale (resized after the network, like
+Real-ESRGAN's ``--outscale``). A file that cannot be processed is reported as one line and
+skipped; the exit code is 1 when any file failed. ``repsr upscale --sample -o out.png`` upscales
+the test chart shipped in the package (the README's first command).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import tempfile
+import time
+from importlib import resources
+from pathlib import Path
+
+from repsr.errors import ReprError
+from repsr.hub import default_model_name, model_path
+from repsr.inference import TorchUpscaler, Upscaler, resolve_device
+from repsr.upscale import EXTS, Job, UpscaleOptions, plan_jobs, upscale_image_file, upscale_jobs
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("upscale", help="upscale images, folders and videos", description=__doc__,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("inputs", nargs="*", metavar="INPUT", help="image or video files, or folders (recursive)")
+    p.add_argument("-i", "--input", action="append", default=[], dest="extra_inputs",
+                   help="another input (Real-ESRGAN style; may repeat)")
+    p.add_argument("-o", "--output", required=True, help="output file (one input) or folder")
+    p.add_argument("--model", "-n", help="shipped model name or weights path (.safetensors, .pth, .onnx)")
+    p.add_argument("-s", "--scale", "--outscale", type=float, default=None,
+                   help="output scale; alone it picks the shipped model of that scale (default 4)")
+    p.add_argument("-t", "--tile", type=int, default=0, help="tile size in LR pixels, 0 = whole image (default)")
+    p.add_argument("--tile-pad", "--tile_pad", type=int, default=None,
+                   help="context around each tile (default: the model's receptive-field radius, exact)")
+    p.add_argument("--half", action="store_true", help="fp16 on CUDA (falls back to fp32 on inf/NaN)")
+    p.add_argument("--device", default="auto", help="cpu, cuda or auto (default)")
+    p.add_argument("--suffix", default="", help="appended to output file names (default none)")
+    p.add_argument("--ext", choices=EXTS, default="auto", help="output image format (default: as input)")
+    p.add_argument("--backend", choices=("torch", "onnxruntime"), default=None,
+                   help="inference engine (default torch; .onnx models use onnxruntime)")
+    p.add_argument("--batch", type=int, default=4, help="video frames per network call (default 4)")
+    p.add_argument("--sample", action="store_true", help="upscale the sample image shipped with repsr")
+    p.set_defaults(run=run)
+
+
+def _model_choice(args: argparse.Namespace) -> tuple[str, float | None]:
+    """(model name or path, outscale or None) from ``--model`` and ``-s``."""
+    if args.scale is not None and not 0 < args.scale <= 16:
+        raise ReprError(f"--scale must be in (0, 16], got {args.scale}")
+    if args.model:
+        return args.model, args.scale
+    scale = 4.0 if args.scale is None else args.scale
+    nearest = min(4, max(2, math.ceil(scale)))
+    return default_model_name(nearest), (None if scale == nearest else scale)
+
+
+def build_upscaler(model: str, backend: str | None, device: str, half: bool) -> Upscaler:
+    """Load ``model`` for ``backend``; training graphs are merged first (equal output, faster)."""
+    from repsr.reparam.convert import reparameterize
+    from repsr.weights import load_model
+
+    path = model_path(model)
+    onnx_file = path.suffix.lower() == ".onnx"
+    backend = backend or ("onnxruntime" if onnx_file else "torch")
+    if backend == "onnxruntime":
+        from repsr.export.onnx import OnnxUpscaler, export_onnx
+
+        if half or device not in ("auto", "cpu"):
+            raise ReprError("--backend onnxruntime runs on the CPU in fp32 (drop --half/--device)")
+        if onnx_file:
+            return OnnxUpscaler(path)
+        with tempfile.TemporaryDirectory() as tmp:
+            export_onnx(reparameterize(load_model(path)), Path(tmp) / "model.onnx")
+            return OnnxUpscaler(Path(tmp) / "model.onnx")
+    if onnx_file:
+        raise ReprError(f"{path}: an ONNX model needs --backend onnxruntime")
+    target = resolve_device(device)
+    return TorchUpscaler(reparameterize(load_model(path)), target, half=half)
+
+
+def _describe(upscaler: Upscaler, model: str) -> str:
+    engine = "onnxruntime" if not isinstance(upscaler, TorchUpscaler) else (
+        f"torch {upscaler.device.type}{' fp16' if upscaler.half else ''}")
+    return f"{model} (x{upscaler.scale}, {engine})"  # type: ignore[union-attr]
+
+
+def run_sample(args: argparse.Namespace, upscaler: Upscaler, model: str, opts: UpscaleOptions) -> int:
+    """Upscale the packaged test chart and say what happened (the README's first command)."""
+    source = Path(str(resources.files("repsr") / "assets" / "sample.png"))
+    target = Path(args.output)
+    if target.suffix.lower() not in (".png", ".jpg", ".jpeg", ".webp"):
+        target = target / "sample.png"
+    start = time.perf_counter()
+    size_in, size_out = upscale_image_file(upscaler, Job(source, target), opts)
+    print(f"upscaled the sample image {source.name} {size_in[0]}x{size_in[1]} -> {size_out[0]}x{size_out[1]} "
+          f"with {_describe(upscaler, model)} in {time.perf_counter() - start:.2f} s; wrote {target}")
+    return 0
+
+
+def run(args: argparse.Namespace) -> int:
+    inputs = list(args.inputs) + list(args.extra_inputs)
+    if not inputs and not args.sample:
+        raise ReprError("no input given (pass files or folders, or --sample)")
+    if args.tile < 0 or (args.tile_pad is not None and args.tile_pad < 0) or args.batch < 1:
+        raise ReprError("--tile, --tile-pad must be >= 0 and --batch >= 1")
+    model, outscale = _model_choice(args)
+    opts = UpscaleOptions(tile=args.tile, tile_pad=args.tile_pad, suffix=args.suffix, ext=args.ext,
+                          outscale=outscale, batch=args.batch)
+    jobs = plan_jobs(inputs, args.output, opts) if inputs else []
+    if inputs and not jobs:
+        raise ReprError(f"no images or videos found in {', '.join(inputs)}")
+    upscaler = build_upscaler(model, args.backend, args.device, args.half)
+    if args.sample:
+        return run_sample(args, upscaler, model, opts)
+    failed = upscale_jobs(upscaler, jobs, opts)
+    return 1 if failed else 0

@@ -1,0 +1,118 @@
+"""ONNX export of repsr models, and an onnxruntime-backed upscaler that runs the file.
+
+Exporter choice: PyTorch's default ``dynamo=True`` exporter (torch >= 2.9, needs ``onnxscript``),
+with ``external_data=False`` so the result is one self-contained file (otherwise it writes a
+separate ``.onnx.data``). It handles symbolic batch/height/width cleanly; the legacy TorchScript
+exporter would bake Python branches on the example size into the graph. A merged VGG-style net
+exports to just Conv, PRelu, DepthToSpace, Resize (nearest) and Add at opset 18, and
+onnxruntime matches PyTorch within ~4e-7 at any size (tests check odd sizes).
+
+Models with a stride-2 first conv (Bicubic++) branch on odd input sizes in Python; the export
+wrapper pads every input to the model's alignment by replication (a no-op pad of zero rows for
+even sizes) and crops, so the graph has no size-dependent branch. The model's :class:`ModelConfig`
+is stored as JSON in the ONNX metadata (``repsr.config``) so the runner knows scale and channel order.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from repsr.config import ModelConfig
+from repsr.errors import ReprError
+from repsr.inference import receptive_radius, tile_alignment
+from repsr.weights import atomic_write
+
+CONFIG_KEY = "repsr.config"
+
+
+class _AlignedForward(nn.Module):
+    """``model`` with inputs replicate-padded to a multiple of ``align`` and outputs cropped back."""
+
+    def __init__(self, model: nn.Module, align: int) -> None:
+        super().__init__()
+        self.model, self.align, self.scale = model, align, int(model.config.scale)  # type: ignore[union-attr]
+
+    def forward(self, x: Tensor) -> Tensor:
+        h, w = x.shape[-2:]
+        x = F.pad(x, (0, (-w) % self.align, 0, (-h) % self.align), mode="replicate")
+        return self.model(x)[..., : h * self.scale, : w * self.scale]
+
+
+def export_onnx(model: nn.Module, path: str | Path, opset: int = 18) -> None:
+    """Write ``model`` (in eval mode, float32, CPU) to ``path`` as one ONNX file with dynamic N/H/W.
+
+    The graph takes the model's raw input (float32 in [0, 1], in the channel order the weights
+    expect) and does not clamp: callers clamp, exactly as :func:`repsr.inference.super_resolve`.
+    """
+    config: ModelConfig = model.config  # type: ignore[assignment]
+    model = model.eval().float().cpu()
+    align = tile_alignment(model)
+    net = _AlignedForward(model, align).eval() if align > 1 else model
+    example = torch.rand(1, config.in_channels, 16 * align + align, 16 * align + 2 * align)
+    dim = torch.export.Dim
+    shapes = ({0: dim("batch"), 2: dim("height"), 3: dim("width")},)
+    logging.getLogger("torch.onnx").setLevel(logging.ERROR)
+
+    def write(tmp: str) -> None:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            program = torch.onnx.export(net, (example,), dynamo=True, opset_version=opset, verbose=False,
+                                        dynamic_shapes=shapes, input_names=["input"], output_names=["output"])
+        onnx_model = program.model_proto
+        entry = onnx_model.metadata_props.add()
+        entry.key, entry.value = CONFIG_KEY, config.to_json()
+        import onnx
+
+        onnx.save_model(onnx_model, tmp, save_as_external_data=False)
+
+    try:
+        atomic_write(path, write)
+    except torch.onnx.errors.OnnxExporterError as exc:  # type: ignore[attr-defined]
+        raise ReprError(f"ONNX export of {config.arch} failed: {str(exc).splitlines()[0]}") from None
+
+
+class OnnxUpscaler:
+    """An ONNX file run by onnxruntime, callable like :class:`repsr.inference.TorchUpscaler`.
+
+    Scale and channel order come from the ``repsr.config`` metadata when present; a foreign ONNX
+    file (RGB assumed) gets its scale from one tiny probe run.
+    """
+
+    def __init__(self, path: str | Path, threads: int = 0) -> None:
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.log_severity_level = 3
+        try:
+            self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        except Exception as exc:  # onnxruntime raises its own untyped errors for bad files
+            raise ReprError(f"{path}: cannot load ONNX model ({str(exc).splitlines()[0][:200]})") from None
+        self.input_name = self.session.get_inputs()[0].name
+        meta = self.session.get_modelmeta().custom_metadata_map
+        self.config = ModelConfig.from_json(meta[CONFIG_KEY], str(path)) if CONFIG_KEY in meta else None
+        self.bgr = bool(self.config and self.config.bgr)
+        self.scale = self.config.scale if self.config else self._probe_scale()
+        self.radius, self.align = receptive_radius(self), tile_alignment(self)
+
+    def _run(self, x: np.ndarray) -> np.ndarray:
+        return self.session.run(None, {self.input_name: np.ascontiguousarray(x, dtype=np.float32)})[0]
+
+    def _probe_scale(self) -> int:
+        return int(self._run(np.zeros((1, 3, 8, 8), np.float32)).shape[-1] // 8)
+
+    def __call__(self, lr: Tensor) -> Tensor:
+        x = lr.detach().float().cpu().numpy()
+        if self.bgr:
+            x = x[:, ::-1]
+        y = self._run(x)
+        if self.bgr:
+            y = y[:, ::-1]
+        return torch.from_numpy(np.ascontiguousarray(y)).clamp_(0.0, 1.0).to(lr.dtype)

@@ -1,0 +1,48 @@
+"""``repsr bench`` computes its rows and ratios (no timing assertions: speed is not a test)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+import repsr
+from repsr import cli
+from repsr.bench import conv_gflop, parse_sizes, run_bench
+from repsr.errors import ReprError
+
+
+def test_conv_flops_are_counted_analytically() -> None:
+    model = repsr.reparameterize(repsr.create_model("repsr", scale=2, blocks=1, channels=4).eval())
+    h, w = 5, 7
+    macs = h * w * 9 * (3 * 4 + 4 * 4 + 4 * 12)  # head 3->4, body 4->4, tail 4->3*2*2
+    assert conv_gflop(model, torch.rand(1, 3, h, w)) == pytest.approx(2 * macs / 1e9)
+
+
+def test_bench_rows_and_ratios() -> None:
+    result = run_bench("repsr:M4C8", "24x16x2,20x12x3", threads=[1], warmup=0, reps=1, onnx=False)
+    assert result["matmul_gflops"][1] > 0
+    names = [r["name"] for r in result["rows"] if r["size"] == "24x16x2"]
+    assert names[:3] == ["training graph fp32", "merged fp32 NCHW", "merged fp32 channels_last"]
+    assert "bicubic OpenCV uint8" in names and "bicubic OpenCV fp32" in names
+    for row in result["rows"]:
+        assert row["ms"] > 0 and row["mpix_per_s"] > 0 and row["x_bicubic"] > 0
+        if row["name"].startswith(("merged", "training")):
+            assert row["pct_matmul"] == pytest.approx(100 * row["gflop_per_s"] / result["matmul_gflops"][1])
+    train, merged = (r for r in result["rows"][:2])
+    assert train["gflop"] > merged["gflop"]  # the training graph does more arithmetic
+
+
+def test_bench_cli_json_with_bicubic_pp_and_errors(capsys: pytest.CaptureFixture[str],
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(cli, "COMMANDS", ("bench",))
+    argv = ["bench", "--model", "bicubic_pp", "--sizes", "16x12x3", "--reps", "1", "--warmup", "0", "--json",
+            "--no-onnx"]
+    assert cli.main(argv + ["--threads", "1"]) == 0
+    rows = json.loads(capsys.readouterr().out)["rows"]
+    assert rows[0]["name"] == "merged fp32 NCHW" and rows[0]["gflop"] > 0
+    assert cli.main(["bench", "--sizes", "16x12"]) == 2
+    assert "WIDTHxHEIGHTxSCALE" in capsys.readouterr().err
+    with pytest.raises(ReprError):
+        parse_sizes("0x5x2")

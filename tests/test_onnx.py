@@ -1,0 +1,60 @@
+"""ONNX export: one self-contained file, dynamic N/H/W, equal to PyTorch under onnxruntime."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import onnx
+import pytest
+import torch
+
+import repsr
+from repsr.errors import ReprError
+from repsr.export.onnx import OnnxUpscaler, export_onnx
+from repsr.inference import super_resolve
+
+
+@pytest.fixture(scope="module")
+def merged_onnx(tmp_path_factory: pytest.TempPathFactory) -> tuple[torch.nn.Module, Path]:
+    torch.manual_seed(0)
+    model = repsr.reparameterize(repsr.create_model("repsr", scale=4, blocks=4, channels=16).eval())
+    path = tmp_path_factory.mktemp("onnx") / "m4c16_x4.onnx"
+    export_onnx(model, path)
+    return model, path
+
+
+def test_export_is_one_file_with_plain_ops_and_dynamic_axes(merged_onnx: tuple[torch.nn.Module, Path]) -> None:
+    _, path = merged_onnx
+    assert [p.name for p in path.parent.iterdir()] == [path.name]  # no .onnx.data beside it
+    proto = onnx.load(str(path))
+    assert {n.op_type for n in proto.graph.node} == {"Conv", "PRelu", "DepthToSpace", "Resize", "Add"}
+    assert proto.opset_import[0].version == 18
+    dims = proto.graph.input[0].type.tensor_type.shape.dim
+    assert [d.dim_param or d.dim_value for d in dims] == ["batch", 3, "height", "width"]
+
+
+@pytest.mark.parametrize("shape", [(1, 3, 17, 23), (2, 3, 1, 1), (1, 3, 64, 33)])
+def test_onnxruntime_matches_pytorch(merged_onnx: tuple[torch.nn.Module, Path], shape: tuple[int, ...]) -> None:
+    model, path = merged_onnx
+    runner = OnnxUpscaler(path)
+    assert runner.scale == 4 and runner.config == model.config
+    x = torch.rand(*shape, generator=torch.Generator().manual_seed(3))
+    torch.testing.assert_close(runner(x), super_resolve(model, x), rtol=0, atol=2e-6)
+
+
+def test_bicubic_pp_bgr_exports_with_odd_sizes(tmp_path: Path) -> None:
+    """Bicubic++ branches on odd sides in Python; the exported graph must handle both parities."""
+    torch.manual_seed(0)
+    model = repsr.create_model("bicubic_pp", scale=3, channels=8, bgr=True).eval()
+    export_onnx(model, tmp_path / "bpp.onnx")
+    runner = OnnxUpscaler(tmp_path / "bpp.onnx")
+    for shape in [(1, 3, 18, 24), (1, 3, 7, 5)]:
+        x = torch.rand(*shape)
+        torch.testing.assert_close(runner(x), super_resolve(model, x), rtol=0, atol=2e-6)
+
+
+def test_a_bad_onnx_file_is_a_one_line_error(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.onnx"
+    bad.write_text("not a model")
+    with pytest.raises(ReprError, match="cannot load ONNX"):
+        OnnxUpscaler(bad)
