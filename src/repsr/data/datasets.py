@@ -116,9 +116,9 @@ def _lr_file(lr_dir: Path | None, stem: str, scale: int) -> Path | None:
     if lr_dir is None:
         return None
     for name in (f"{stem}x{scale}", stem):
-        for found in sorted(lr_dir.glob(f"{name}.*")):
-            if found.suffix.lower() in IMAGE_SUFFIXES:
-                return found
+        for suffix in IMAGE_SUFFIXES + tuple(s.upper() for s in IMAGE_SUFFIXES):
+            if (lr_dir / f"{name}{suffix}").is_file():
+                return lr_dir / f"{name}{suffix}"
     # A missing LR file is reported for that image when it is loaded, not silently re-made.
     return lr_dir / f"{stem}x{scale}.png"
 
