@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -75,6 +77,9 @@ class LoopConfig:
     compile: bool = False
     sync_bn: bool = False  # DDP: BN statistics over the global batch
     deterministic: bool = False
+    # CPU threads for torch (None: torch's default). On a busy shared machine 1 is often much
+    # faster than 2: OpenMP threads spin-waiting for a core that another process holds.
+    threads: int | None = None
 
 
 @dataclass(frozen=True)
@@ -128,6 +133,7 @@ def _validate(config: TrainConfig, source: str) -> None:
         (len(o.betas) == 2 and all(0 <= b < 1 for b in o.betas), "optim.betas", "must be two numbers in [0, 1)"),
         (o.gamma > 0 and o.min_lr >= 0, "optim.gamma/min_lr", "must be positive"),
         (d.workers >= 0, "data.workers", "must be >= 0"),
+        (t.threads is None or t.threads >= 1, "train.threads", "must be >= 1 or null"),
         (1 <= d.jpeg_quality <= 100, "data.jpeg_quality", "must lie in [1, 100]"),
         (bool(d.train), "data.train", "needs at least one folder of HR training images"),
         (config.model.arch != "compact", "model.arch",
@@ -138,13 +144,44 @@ def _validate(config: TrainConfig, source: str) -> None:
             raise ConfigError(f"{source}: '{key}' {message}")
 
 
+_FLOAT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
+
+
+def _coerce_floats(cls: Any, data: Any) -> Any:
+    """Turn ``"5e-4"`` into 5e-4 where the schema expects a number.
+
+    PyYAML follows YAML 1.1, where ``5e-4`` (no dot) is a *string*; every SR config writes learning
+    rates that way, so rejecting it would be pedantic. Only number-typed fields are touched.
+    """
+    if not dataclasses.is_dataclass(cls) or not isinstance(data, dict):
+        return data
+    hints = typing.get_type_hints(cls)
+    out = dict(data)
+    for key, value in data.items():
+        tp = hints.get(key)
+        if tp is None:
+            continue
+        if dataclasses.is_dataclass(tp):
+            out[key] = _coerce_floats(tp, value)
+        elif isinstance(value, str) and float in _leaf_types(tp) and _FLOAT.fullmatch(value.strip()):
+            out[key] = float(value)
+        elif isinstance(value, list) and float in _leaf_types(tp):
+            out[key] = [float(v) if isinstance(v, str) and _FLOAT.fullmatch(v.strip()) else v for v in value]
+    return out
+
+
+def _leaf_types(tp: Any) -> set[Any]:
+    args = typing.get_args(tp)
+    return {tp} if not args else set().union(*(_leaf_types(a) for a in args))
+
+
 def load_train_config(path: str | Path | None, overrides: list[str] | None = None) -> TrainConfig:
     """Read a YAML run config, apply dotted ``--set`` overrides and validate it strictly."""
     source = str(path) if path is not None else "<defaults>"
     data = load_yaml(path) if path is not None else {}
     if overrides:
         data = apply_overrides(data, overrides)
-    config = from_dict(TrainConfig, data, source)
+    config = from_dict(TrainConfig, _coerce_floats(TrainConfig, data), source)
     _validate(config, source)
     return config
 

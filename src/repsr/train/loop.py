@@ -58,6 +58,8 @@ class Trainer:
         self.device = ddp.pick_device(config.train.device, self.info)
         ddp.init(self.info, self.device)
         self.cuda = self.device.type == "cuda"
+        if config.train.threads:
+            torch.set_num_threads(config.train.threads)
         seed_everything(config.seed)
         if config.train.deterministic:
             torch.use_deterministic_algorithms(True, warn_only=True)

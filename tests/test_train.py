@@ -1,0 +1,124 @@
+"""End-to-end training of a tiny RepSR: the BN switch, merge == graph, validation, bit-identical resume."""
+
+from __future__ import annotations
+
+import json
+import warnings
+from pathlib import Path
+
+import pytest
+import torch
+
+from repsr.bn import batchnorm_layers, is_bn_frozen
+from repsr.imageio import read_image
+from repsr.reparam.convert import reparameterize
+from repsr.train.config import load_train_config
+from repsr.train.loop import train
+from repsr.train.validate import load_val_sets, validate
+
+ITERS = 30
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Tiny convolutions run fastest (and immune to busy cores) on one thread."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def make_tiny_set(data_dir: Path, root: Path, size: int = 64, scale: int = 2) -> Path:
+    """Centre crops of Set5 in EDSR layout (``HR/`` + ``LR_bicubic/X2``): real pixels, tiny cost."""
+    import numpy as np
+
+    from repsr.data.degrade import degrade
+    from repsr.imageio import write_image
+
+    for path in sorted((data_dir / "Set5" / "HR").iterdir()):
+        hr = np.rint(read_image(path).rgb * 255).astype(np.uint8)
+        y, x = (hr.shape[0] - size) // 2, (hr.shape[1] - size) // 2
+        crop = np.ascontiguousarray(hr[y:y + size, x:x + size])
+        write_image(root / "HR" / path.name, crop)
+        write_image(root / "LR_bicubic" / f"X{scale}" / f"{path.stem}x{scale}.png", degrade(crop, scale))
+    return root
+
+
+@pytest.fixture(scope="module")
+def tiny_set(data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_tiny_set(data_dir, tmp_path_factory.mktemp("tiny") / "Tiny5")
+
+
+def tiny_config(data: Path, output: Path, *extra: str):
+    """M2C8 x2 on 64x64 crops of Set5, LR patches of 16, BN switch at 50% (iteration 15)."""
+    return load_train_config(None, [
+        "model.arch=repsr", "model.blocks=2", "model.channels=8", "model.scale=2",
+        f"train.iters={ITERS}", "train.batch_size=4", "train.patch_size=16", "train.lr=2e-3",
+        "train.bn_switch=0.5", "train.bn_calib_batches=3", "train.val_every=0", "train.ckpt_every=0",
+        "train.log_every=10", f"data.train=[{data}]", f"data.val=[{data}]", f"output={output}", *extra,
+    ])
+
+
+def bn_stats(model: torch.nn.Module) -> list[torch.Tensor]:
+    return [t.clone() for bn in batchnorm_layers(model) for t in (bn.running_mean, bn.running_var)]
+
+
+@pytest.fixture(scope="module")
+def full_run(tiny_set: Path, tmp_path_factory: pytest.TempPathFactory):
+    """One uninterrupted 30-iteration run, shared by the tests below."""
+    return train(tiny_config(tiny_set, tmp_path_factory.mktemp("full")))
+
+
+@pytest.fixture(scope="module")
+def resumed_run(tiny_set: Path, tmp_path_factory: pytest.TempPathFactory):
+    """The same run stopped at iteration 20 (after the switch) and resumed to the end."""
+    out = tmp_path_factory.mktemp("resumed")
+    stopped = train(tiny_config(tiny_set, out), stop_at=20)
+    stats_at_stop = bn_stats(stopped.model)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        resumed = train(tiny_config(tiny_set, out), resume=True)
+    return stopped, stats_at_stop, resumed
+
+
+def test_bn_is_frozen_and_statistics_stay_constant_after_the_switch(full_run, resumed_run):
+    _, stats_at_20, _ = resumed_run
+    assert full_run.switched and is_bn_frozen(full_run.model)
+    final = bn_stats(full_run.model)
+    assert len(final) == 2 * len(batchnorm_layers(full_run.model)) > 0
+    # 10 training steps (and model.train() calls) between iteration 20 and 30 left them untouched.
+    assert all(torch.equal(a, b) for a, b in zip(stats_at_20, final, strict=True))
+    record = [json.loads(line) for line in (full_run.output / "metrics.jsonl").read_text().splitlines()]
+    assert [r["iter"] for r in record if r["kind"] == "bn_switch"] == [15]
+
+
+def test_merged_output_equals_training_graph_in_train_mode(full_run):
+    model = full_run.model.train()
+    merged = reparameterize(model)
+    x = torch.rand(2, 3, 13, 11, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        torch.testing.assert_close(merged(x), model(x), atol=2e-5, rtol=1e-5)
+    assert (full_run.output / "model_merged.safetensors").is_file()
+    assert (full_run.output / "model_best.safetensors").is_file()
+
+
+def test_validation_psnr_improves_and_graph_matches_merge(full_run, tiny_set, tmp_path):
+    sets = load_val_sets([str(tiny_set)], 2)
+    start = tiny_config(tiny_set, tmp_path)
+    torch.manual_seed(start.seed)
+    from repsr.models import build_model
+
+    before = validate(build_model(start.model), sets, 2)
+    after = validate(full_run.model, sets, 2)
+    assert after["psnr"] > before["psnr"] + 1.0
+    assert max(after["gap"].values()) < 1e-3
+
+
+def test_resume_is_bit_identical_to_an_uninterrupted_run(full_run, resumed_run):
+    stopped, _, resumed = resumed_run
+    assert stopped.iteration == 20 and resumed.iteration == ITERS
+    a, b = full_run.model.state_dict(), resumed.model.state_dict()
+    assert a.keys() == b.keys()
+    assert all(torch.equal(a[k], b[k]) for k in a), [k for k in a if not torch.equal(a[k], b[k])]
+    opt_a, opt_b = full_run.optimizer.state_dict()["state"], resumed.optimizer.state_dict()["state"]
+    assert all(torch.equal(opt_a[i]["exp_avg_sq"], opt_b[i]["exp_avg_sq"]) for i in opt_a)
