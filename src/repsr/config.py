@@ -47,8 +47,10 @@ class ModelConfig:
     bn_after_squeeze: bool = False
     # ECB: expansion of the 1x1 -> 3x3 path (ECBSR uses 2).
     ecb_expand: int = 2
-    # Bicubic++: biases on its convolutions (removed in its third stage).
+    # Bicubic++: biases on its convolutions (removed in its third stage), and conv1's output width
+    # (None = channels; differs from channels only between rounds of structured pruning).
     bias: bool = True
+    mid_channels: int | None = None
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), sort_keys=True)

@@ -9,6 +9,7 @@ foreign layouts are recognised by their keys: Real-ESRGAN's SRVGGNetCompact (``p
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import tempfile
 from pathlib import Path
@@ -85,8 +86,9 @@ def infer_bicubic_pp_config(state: dict[str, Tensor]) -> ModelConfig:
     shuffle = round((out.shape[0] / in_ch) ** 0.5)
     if shuffle % 2 or in_ch * shuffle * shuffle != out.shape[0]:
         raise WeightsError("conv_out of this Bicubic++ file has no valid pixel-shuffle factor")
+    mid = state["conv1.weight"].shape[0] if "conv1.weight" in state else conv0.shape[0]
     return ModelConfig(arch="bicubic_pp", scale=shuffle // 2, channels=conv0.shape[0], in_channels=in_ch,
-                       bias="conv0.bias" in state)
+                       bias="conv0.bias" in state, mid_channels=None if mid == conv0.shape[0] else mid)
 
 
 def _read_pth(path: Path) -> dict[str, Tensor]:
@@ -137,9 +139,16 @@ def load_state(path: str | Path) -> tuple[ModelConfig, dict[str, Tensor], dict[s
     raise WeightsError(f"{path}: unsupported weights format '{path.suffix}' (use .safetensors or .pth)")
 
 
-def load_model(path: str | Path, device: str | torch.device = "cpu") -> nn.Module:
-    """Rebuild the model stored in ``path`` and load its weights strictly; returns it in eval mode."""
+def load_model(path: str | Path, device: str | torch.device = "cpu", bgr: bool | None = None) -> nn.Module:
+    """Rebuild the model stored in ``path`` and load its weights strictly; returns it in eval mode.
+
+    ``bgr`` overrides the channel order the weights expect. Foreign files cannot say it (the
+    official Bicubic++ release was trained on BGR images: load it with ``bgr=True``); ``None``
+    keeps what the file's config says (RGB for foreign files).
+    """
     config, state, _ = load_state(path)
+    if bgr is not None:
+        config = dataclasses.replace(config, bgr=bool(bgr))
     try:
         model = build_model(config)
     except ValueError as exc:

@@ -27,6 +27,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--reps", type=int, default=None, help="timed runs (default 10 on CPU, 244 on CUDA)")
     p.add_argument("--no-onnx", action="store_true", help="skip the onnxruntime row (export takes seconds)")
     p.add_argument("--json", action="store_true", help="print the results as JSON")
+    # Hook for Bicubic++ runs (repsr.ntire): the NTIRE 2023 score of each network row at 1280x720x3.
+    p.add_argument("--ntire-psnr", nargs=2, type=float, default=None, metavar=("PSNR", "PSNR_BICUBIC"),
+                   help="print the NTIRE 2023 score from these PSNRs (RGB, NTIRE LR) and each row's time")
+    p.add_argument("--ntire-kernel", default="matlab", choices=("matlab", "pillow", "torch", "opencv"),
+                   help="the bicubic that gave PSNR_BICUBIC (default matlab, a = -0.5)")
     p.set_defaults(run=run)
 
 
@@ -68,4 +73,8 @@ def run(args: argparse.Namespace) -> int:
     result = run_bench(args.model, args.sizes, _threads(args.threads), args.device, args.warmup, args.reps,
                        onnx=not args.no_onnx)
     print(json.dumps(result, indent=2) if args.json else format_table(result))
+    if args.ntire_psnr is not None:
+        from repsr.ntire import bench_score_lines
+
+        print("\n".join(bench_score_lines(result, *args.ntire_psnr, args.ntire_kernel)))
     return 0

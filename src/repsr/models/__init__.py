@@ -26,7 +26,7 @@ ARCHS: dict[str, Callable[[ModelConfig], nn.Module]] = {
 }
 
 # Options each arch reads beyond the common size fields; others must stay at their defaults.
-ARCH_OPTIONS: dict[str, tuple[str, ...]] = {**BLOCK_OPTIONS, "bicubic_pp": ("bias",)}
+ARCH_OPTIONS: dict[str, tuple[str, ...]] = {**BLOCK_OPTIONS, "bicubic_pp": ("bias", "mid_channels")}
 _COMMON = ("arch", "scale", "blocks", "channels", "in_channels", "bgr")
 
 # The field's named sizes "MxCy": M body blocks of C channels.

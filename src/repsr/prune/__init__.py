@@ -1,0 +1,15 @@
+"""Global structured pruning and bias removal for Bicubic++ (stages 2 and 3 of its pipeline).
+
+``channels``: prunable channel groups and the surgery (torch-pruning's dependency graph);
+``valset``: a cached validation batch and its fast PSNR; ``search``: the global, PSNR-priced
+pruning loop; ``finetune``: the short MSE/Adam fine-tuning used between rounds and after bias removal.
+"""
+
+from repsr.prune.channels import GROUPS, ChannelGroup, channel_masked, drop_biases, remove_channels, widths
+from repsr.prune.finetune import FinetuneConfig, Finetuner
+from repsr.prune.search import PruneHistory, PruneRound, channel_costs, global_prune
+from repsr.prune.valset import ValBatch, batch_psnr, load_val_batch
+
+__all__ = ["GROUPS", "ChannelGroup", "FinetuneConfig", "Finetuner", "PruneHistory", "PruneRound", "ValBatch",
+           "batch_psnr", "channel_costs", "channel_masked", "drop_biases", "global_prune", "load_val_batch",
+           "remove_channels", "widths"]
