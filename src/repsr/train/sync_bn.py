@@ -5,7 +5,7 @@ Why not ``nn.SyncBatchNorm.convert_sync_batchnorm``: it rebuilds every BN as a s
 :class:`~repsr.bn.SwitchableBatchNorm2d`, so the BN switch would silently undo itself; stock
 SyncBatchNorm also refuses CPU tensors (no gloo). This variant subclasses the switchable layer
 (same state-dict keys, merges the same way) and all-reduces the per-channel first and second
-moments with the differentiable ``torch.distributed.nn.functional.all_reduce``.
+moments with a differentiable all-reduce.
 """
 
 from __future__ import annotations
@@ -17,6 +17,22 @@ from torch import Tensor, nn
 from repsr.bn import SwitchableBatchNorm2d
 
 
+class _AllReduceSum(torch.autograd.Function):
+    """Sum over ranks; the gradient of a sum over ranks is the sum of the ranks' gradients."""
+
+    @staticmethod
+    def forward(ctx, tensor: Tensor) -> Tensor:  # noqa: ANN001
+        out = tensor.clone()
+        dist.all_reduce(out)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> Tensor:  # noqa: ANN001
+        out = grad.clone()
+        dist.all_reduce(out)
+        return out
+
+
 class SyncSwitchableBatchNorm2d(SwitchableBatchNorm2d):
     """Switchable BN whose mini-batch statistics are taken over all ranks (equal local batch sizes)."""
 
@@ -24,12 +40,10 @@ class SyncSwitchableBatchNorm2d(SwitchableBatchNorm2d):
         synced = self.training and not bool(self.frozen) and dist.is_available() and dist.is_initialized()
         if not synced or dist.get_world_size() == 1:
             return super().forward(x)
-        from torch.distributed.nn.functional import all_reduce
-
         world = dist.get_world_size()
         dims = (0, 2, 3)
         moments = torch.cat([x.mean(dims), (x * x).mean(dims)]).float()
-        moments = all_reduce(moments) / world
+        moments = _AllReduceSum.apply(moments) / world
         mean, second = moments.chunk(2)
         var = (second - mean * mean).clamp_min(0)
         self._update_running_stats(mean.detach(), var.detach(), x.numel() // x.shape[1] * world)
