@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 from repsr.errors import ReprError
 
 # Sub-commands, in the order `repsr --help` lists them.
-COMMANDS = ("upscale", "eval", "train", "merge", "bench", "prune")
+COMMANDS = ("upscale", "eval", "train", "merge", "bench", "prune", "study")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -42,6 +43,11 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # `repsr eval ... | head`: the reader left; stop quietly, as Unix tools do (and keep Python's
+        # final flush of stdout from raising again)
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
 
 
 if __name__ == "__main__":

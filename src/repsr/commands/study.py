@@ -1,0 +1,58 @@
+"""``repsr study STUDY.yaml``: train, evaluate and time a list of variants side by side.
+
+Writes ``results.json``, ``results.md`` and plots to the study's ``report`` folder. Finished
+variants are reused, an interrupted one resumes from its checkpoint, a diverged one is reported.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from dataclasses import asdict
+from pathlib import Path
+
+from repsr.errors import ReprError
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("study", help="train and compare variants at equal budgets (tables, plots)",
+                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("study", help="study file (YAML), e.g. experiments/blocks_m4c16_x4.yaml")
+    p.add_argument("--only", nargs="+", metavar="VARIANT", help="train only these variants now")
+    p.set_defaults(run=run)
+
+
+def _artifacts(study, report_dir: Path, scale: int) -> None:
+    from repsr.study.artifacts import artifact_study
+    from repsr.weights import load_model
+
+    pair = study.artifacts
+    titles = {v.name: v.title for v in study.variants}
+    models = []
+    for name in (pair.baseline, pair.fixed):
+        path = Path(study.output) / name / "model_merged.safetensors"
+        if not path.is_file():
+            raise ReprError(f"artifact study needs {path}: train variant '{name}' first")
+        models.append(load_model(path))
+    rows = artifact_study(*models, study.eval_sets, scale, report_dir, (titles[pair.baseline], titles[pair.fixed]),
+                          pair.crops, pair.crop_size)
+    data = [asdict(r) | {"drop": r.drop} for r in rows]
+    (report_dir / "artifacts.json").write_text(json.dumps(data, indent=1))
+
+
+def run(args: argparse.Namespace) -> int:
+    from repsr.study import load_study, run_study
+    from repsr.study.report import write_report
+
+    study = load_study(args.study)
+    unknown = sorted(set(args.only or []) - {v.name for v in study.variants})
+    if unknown:
+        raise ReprError(f"--only: no variant named '{unknown[0]}' in {args.study}")
+    summary = run_study(study, only=args.only)
+    report_dir = Path(study.report or study.output)
+    report_dir.mkdir(parents=True, exist_ok=True)
+    (report_dir / "results.json").write_text(json.dumps(summary, indent=1))
+    if study.artifacts and not args.only:
+        _artifacts(study, report_dir, summary["scale"])
+    print(f"wrote {write_report(summary, report_dir)}")
+    return 0

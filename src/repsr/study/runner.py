@@ -1,0 +1,153 @@
+"""Train, evaluate and time every variant of a study; a finished variant is never retrained.
+
+Each variant lives in ``<output>/<name>/`` (the ordinary `repsr train` run folder) and ends with a
+``result.json`` there. Re-running a study skips variants with a result, resumes a variant whose
+run was interrupted (from its latest checkpoint) and records -- rather than drops -- a variant
+whose training diverged.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from repsr.bench import time_ms
+from repsr.errors import ReprError
+from repsr.evaluate import evaluate
+from repsr.hub import resolve_model
+from repsr.reparam.convert import reparameterize
+from repsr.study.config import StudyConfig, Variant
+from repsr.train.config import load_train_config
+from repsr.train.loop import train
+from repsr.weights import load_model
+
+
+@dataclass
+class VariantResult:
+    """What a study table shows for one variant (also written as ``result.json``)."""
+
+    name: str
+    label: str
+    overrides: list[str]
+    iters: int = 0
+    train_seconds: float = 0.0
+    ms_per_iter: float = 0.0
+    params_train: int = 0
+    params_merged: int = 0
+    merged_ms: float = 0.0  # one frame at the study's bench size, PyTorch fp32
+    scores: dict[str, dict[str, float]] = field(default_factory=dict)  # set -> psnr/ssim
+    per_image: dict[str, dict[str, float]] = field(default_factory=dict)  # set -> image -> psnr
+    curve: list[dict[str, float]] = field(default_factory=list)  # iter, seconds, psnr (val mean)
+    diverged: str = ""  # the error message when training failed
+
+    @classmethod
+    def load(cls, path: Path) -> VariantResult:
+        return cls(**json.loads(path.read_text()))
+
+
+def _bench_input(size: str) -> torch.Tensor:
+    w, h = (int(v) for v in size.lower().split("x"))
+    return torch.rand(1, 3, h, w, generator=torch.Generator().manual_seed(0))
+
+
+def merged_ms(model: torch.nn.Module, size: str, reps: int) -> float:
+    """Milliseconds per frame of the merged net in fp32 on this CPU (one thread count, as set)."""
+    x = _bench_input(size)
+    return time_ms(lambda: model(x), warmup=2, reps=reps, device=torch.device("cpu"))
+
+
+def _curve(run_dir: Path, ms_per_iter: float) -> list[dict[str, float]]:
+    """Validation PSNR (mean over val sets, merged net) against iteration and training seconds.
+
+    Seconds are ``iteration x measured cost per iteration``: validation time is excluded, and a
+    resumed run is placed on the same time axis as one that never stopped.
+    """
+    points = []
+    path = run_dir / "metrics.jsonl"
+    if not path.is_file():
+        return points
+    for line in path.read_text().splitlines():
+        rec = json.loads(line)
+        if rec.get("kind") == "val" and rec.get("merged"):
+            psnrs = [s["psnr"] for s in rec["merged"].values()]
+            points.append({"iter": rec["iter"], "seconds": rec["iter"] * ms_per_iter / 1000,
+                           "psnr": sum(psnrs) / len(psnrs)})
+    return points
+
+
+def score_model(model: torch.nn.Module | None, eval_sets: list[str], scale: int) -> tuple[dict, dict]:
+    """Mean PSNR/SSIM per set and per-image PSNR of ``model`` (None: MATLAB bicubic)."""
+    results = evaluate(model, eval_sets, scale, progress=False)
+    scores = {name: {"psnr": r.psnr, "ssim": r.ssim} for name, r in results.items()}
+    per_image = {name: {i.name: i.psnr for i in r.images} for name, r in results.items()}
+    return scores, per_image
+
+
+def run_variant(study: StudyConfig, variant: Variant) -> VariantResult:
+    """Train (or resume) one variant, then evaluate and time its merged network."""
+    run_dir = Path(study.output) / variant.name
+    overrides = [*study.set, *variant.set, f"output={run_dir}"]
+    config = load_train_config(study.base, overrides)
+    result = VariantResult(variant.name, variant.title, variant.set, iters=config.train.iters)
+    resume = (run_dir / "checkpoints" / "latest.pt").is_file()
+    try:
+        trainer = train(config, resume=resume)
+    except ReprError as exc:
+        result.diverged = str(exc)
+        return result
+    done = max(1, trainer.iteration - trainer.reporter.start)
+    result.ms_per_iter = 1000 * (trainer.step_s + trainer.wait_s) / done
+    result.train_seconds = result.ms_per_iter * config.train.iters / 1000
+    model = load_model(run_dir / "model_latest.safetensors")
+    merged = load_model(run_dir / "model_merged.safetensors")
+    result.params_train = sum(p.numel() for p in model.parameters())
+    result.params_merged = sum(p.numel() for p in merged.parameters())
+    result.merged_ms = merged_ms(merged, study.bench_size, study.bench_reps)
+    result.scores, result.per_image = score_model(merged, study.eval_sets, config.model.scale)
+    result.curve = _curve(run_dir, result.ms_per_iter)
+    return result
+
+
+def reference_rows(study: StudyConfig, scale: int) -> list[VariantResult]:
+    """Bicubic and the study's reference models (e.g. the shipped ones), scored the same way."""
+    rows = []
+    scores, per_image = score_model(None, study.eval_sets, scale)
+    rows.append(VariantResult("bicubic", "bicubic (MATLAB)", [], scores=scores, per_image=per_image))
+    for name in study.reference_models:
+        model = resolve_model(name)
+        merged = reparameterize(model)
+        row = VariantResult(name, name, [], params_merged=sum(p.numel() for p in merged.parameters()))
+        row.merged_ms = merged_ms(merged, study.bench_size, study.bench_reps)
+        row.scores, row.per_image = score_model(merged, study.eval_sets, scale)
+        rows.append(row)
+    return rows
+
+
+def run_study(study: StudyConfig, only: list[str] | None = None, log=print) -> dict[str, Any]:
+    """Run every (or the ``only``) variant not yet finished and collect all results in one dict."""
+    out = Path(study.output)
+    out.mkdir(parents=True, exist_ok=True)
+    rows: list[VariantResult] = []
+    scale = load_train_config(study.base, list(study.set) + ["output=unused"]).model.scale
+    for variant in study.variants:
+        path = out / variant.name / "result.json"
+        if path.is_file():
+            log(f"[{variant.name}] finished earlier: using {path}")
+            rows.append(VariantResult.load(path))
+            continue
+        if only and variant.name not in only:
+            continue
+        log(f"[{variant.name}] training ({' '.join(variant.set) or 'base config'})")
+        result = run_variant(study, variant)
+        if result.diverged:
+            log(f"[{variant.name}] DIVERGED: {result.diverged}")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(asdict(result), indent=1))
+        rows.append(result)
+    return {"study": study.name, "scale": scale, "bench_size": study.bench_size,
+            "threads": torch.get_num_threads(), "variants": [asdict(r) for r in rows],
+            "references": [asdict(r) for r in reference_rows(study, scale)]}

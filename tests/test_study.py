@@ -1,0 +1,84 @@
+"""The study runner trains variants at equal budgets, reuses finished ones and writes its report."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+import yaml
+
+from repsr.cli import main
+from repsr.errors import ConfigError
+from repsr.study import load_study
+
+
+def _study(tmp_path, data_dir, variants):
+    train = tmp_path / "hr"
+    train.mkdir()
+    for name in ("baby.png", "bird.png"):
+        shutil.copy(data_dir / "Set5" / "HR" / name, train / name)
+    base = {
+        "model": {"arch": "plain", "scale": 2, "blocks": 1, "channels": 4},
+        "data": {"train": [str(train)], "val": [str(data_dir / "Set5")], "val_max_images": 1},
+        "train": {"iters": 6, "batch_size": 2, "patch_size": 12, "val_every": 3, "ckpt_every": 3,
+                  "log_every": 3, "bn_calib_batches": 2},
+    }
+    (tmp_path / "base.yaml").write_text(yaml.safe_dump(base))
+    study = {
+        "name": "tiny", "base": str(tmp_path / "base.yaml"), "output": str(tmp_path / "runs"),
+        "report": str(tmp_path / "report"), "eval_sets": [str(data_dir / "Set5")], "bench_size": "24x16",
+        "bench_reps": 1, "variants": variants,
+        "artifacts": {"baseline": "bn", "fixed": "bn_switch", "crops": 1, "crop_size": 32},
+    }
+    path = tmp_path / "study.yaml"
+    path.write_text(yaml.safe_dump(study))
+    return path
+
+
+VARIANTS = [
+    {"name": "bn", "set": ["model.arch=plain_bn", "train.bn_switch=null"], "label": "plain+BN"},
+    {"name": "bn_switch", "set": ["model.arch=plain_bn", "train.bn_switch=0.5"], "label": "plain+BN, switch"},
+]
+
+
+def test_study_trains_every_variant_and_writes_report(tmp_path, data_dir, capsys):
+    path = _study(tmp_path, data_dir, VARIANTS)
+    assert main(["study", str(path)]) == 0
+    summary = json.loads((tmp_path / "report" / "results.json").read_text())
+    rows = {r["name"]: r for r in summary["variants"]}
+    assert set(rows) == {"bn", "bn_switch"}
+    for row in rows.values():
+        assert row["iters"] == 6 and not row["diverged"]
+        assert row["params_merged"] == 9 * 3 * 4 + 4 + 4 + (9 * 4 * 4 + 4 + 4) + 9 * 4 * 12 + 12
+        assert row["params_train"] > row["params_merged"]
+        assert 10 < row["scores"]["Set5"]["psnr"] < 60 and len(row["per_image"]["Set5"]) == 5
+        assert row["curve"] and row["merged_ms"] > 0
+    refs = {r["name"]: r for r in summary["references"]}
+    assert refs["bicubic"]["scores"]["Set5"]["psnr"] == pytest.approx(33.67, abs=0.02)
+    report = (tmp_path / "report" / "results.md").read_text()
+    assert "plain+BN, switch" in report and "bicubic" in report
+    assert (tmp_path / "report" / "psnr_vs_speed.png").stat().st_size > 1000
+    artifacts = json.loads((tmp_path / "report" / "artifacts.json").read_text())
+    assert len(artifacts) == 5 and all("smooth_err_baseline" in a for a in artifacts)
+    assert len(list((tmp_path / "report").glob("artifacts_1_*.png"))) == 1
+
+
+def test_finished_variants_are_not_retrained(tmp_path, data_dir, capsys):
+    path = _study(tmp_path, data_dir, VARIANTS[:1] + [{"name": "bn_switch", "set": ["model.arch=plain_bn"]}])
+    assert main(["study", str(path), "--only", "bn"]) == 0
+    result = tmp_path / "runs" / "bn" / "result.json"
+    stamp = result.stat().st_mtime_ns
+    capsys.readouterr()
+    assert main(["study", str(path)]) == 0
+    assert result.stat().st_mtime_ns == stamp
+    assert "[bn] finished earlier" in capsys.readouterr().out
+
+
+def test_study_file_errors_are_one_line(tmp_path, data_dir):
+    path = _study(tmp_path, data_dir, [{"name": "a"}, {"name": "a"}])
+    with pytest.raises(ConfigError, match="unique"):
+        load_study(path)
+    path.write_text(path.read_text().replace("variants:", "variantz:"))
+    with pytest.raises(ConfigError, match="unknown key 'variantz'"):
+        load_study(path)
