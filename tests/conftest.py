@@ -16,6 +16,7 @@ PEERS = SHARED / "peers"
 # One thread: the suite's tensors are tiny, and on a busy 2-core machine OpenMP threads that
 # spin-wait for a core held by another process make a step 100x slower (measured: 16 ms vs 3.4 s).
 torch.set_num_threads(1)
+os.environ.setdefault("OMP_NUM_THREADS", "1")  # the same for the CLI subprocesses the tests start
 
 
 @pytest.fixture(scope="session")
