@@ -86,3 +86,12 @@ def test_sync_conversion_keeps_the_frozen_flag_and_state():
     ref, synced = SwitchableBatchNorm2d(4).train(), SyncSwitchableBatchNorm2d(4).train()
     torch.testing.assert_close(synced(x), ref(x))
     torch.testing.assert_close(synced.running_var, ref.running_var)
+
+
+def test_switch_without_batches_freezes_running_averages_unchanged():
+    model = create_model("plain_bn", scale=2, blocks=1, channels=4).train()
+    with torch.no_grad():
+        model(torch.rand(2, 3, 8, 8) * 3)  # one EMA update: running stats now differ from the defaults
+    before = {n: t.clone() for n, t in model.state_dict().items() if "running" in n}
+    assert switch_bn(model, None) > 0 and is_bn_frozen(model)
+    assert all(torch.equal(t, before[n]) for n, t in model.state_dict().items() if "running" in n)

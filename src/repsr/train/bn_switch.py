@@ -76,14 +76,18 @@ def freeze_bn_affine(model: nn.Module) -> None:
                 p.requires_grad_(False)
 
 
-def switch_bn(model: nn.Module, batches: Iterable[Tensor], freeze_affine: bool = False) -> int:
+def switch_bn(model: nn.Module, batches: Iterable[Tensor] | None, freeze_affine: bool = False) -> int:
     """The switch: re-estimate statistics over ``batches``, freeze them, optionally freeze gamma/beta.
+
+    ``batches=None`` freezes the running (exponential-average) statistics as they are, without
+    re-estimation: the cheaper alternative the switch-point ablation compares against.
 
     Returns the number of BN layers switched (0 for BN-free families, which are left untouched).
     """
     if not batchnorm_layers(model):
         return 0
-    recalibrate_bn(model, batches)
+    if batches is not None:
+        recalibrate_bn(model, batches)
     count = freeze_bn(model)
     if freeze_affine:
         freeze_bn_affine(model)

@@ -65,6 +65,8 @@ class LoopConfig:
     # RepSR's BN switch: a fraction of ``iters`` in (0, 1] (float) or an absolute iteration (int);
     # null/false for none. At the switch BN statistics are re-estimated and frozen for good.
     bn_switch: int | float | bool | None = 0.8
+    # Batches over which population statistics are re-estimated at the switch; 0 keeps BN's running
+    # (exponential-average) statistics as they are.
     bn_calib_batches: int = 100
     freeze_bn_affine: bool = False
     val_every: int = 5000  # 0: validate only at the end
@@ -126,7 +128,7 @@ def _validate(config: TrainConfig, source: str) -> None:
          "as a fraction must lie in (0, 1]"),
         (not isinstance(t.bn_switch, int) or isinstance(t.bn_switch, bool) or t.bn_switch >= 0,
          "train.bn_switch", "as an iteration must be >= 0"),
-        (t.bn_calib_batches >= 1, "train.bn_calib_batches", "must be >= 1"),
+        (t.bn_calib_batches >= 0, "train.bn_calib_batches", "must be >= 0 (0: keep running statistics)"),
         (t.val_every >= 0 and t.ckpt_every >= 0 and t.log_every >= 1, "train.val_every/ckpt_every/log_every",
          "must be >= 0 (log_every >= 1)"),
         (t.ema is None or 0 < t.ema < 1, "train.ema", "must lie in (0, 1) or be null"),

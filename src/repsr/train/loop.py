@@ -115,8 +115,9 @@ class Trainer:
         c = self.config
         calib = PatchBatches(self.data.pairs, c.model.scale, c.train.patch_size, c.train.batch_size, c.seed,
                              self.info.rank, self.info.world_size, stream=1)
-        batches = (to_float(calib[k][0], self.device, self.cuda and c.train.channels_last)
-                   for k in range(c.train.bn_calib_batches))
+        batches = None if c.train.bn_calib_batches == 0 else (
+            to_float(calib[k][0], self.device, self.cuda and c.train.channels_last)
+            for k in range(c.train.bn_calib_batches))
         with self._autocast():
             count = switch_bn(self.model, batches, c.train.freeze_bn_affine)
         self.switched = True
@@ -124,8 +125,9 @@ class Trainer:
             self.net = self._wrap()  # DDP must forget the parameters that no longer get gradients
         if self.ema is not None:
             self.ema.copy_buffers(self.model)  # the EMA copy switches together with the model
-        self.reporter.line(f"BN switch at iteration {self.iteration}: {count} BN layers re-estimated over "
-                           f"{c.train.bn_calib_batches} batches and frozen")
+        how = (f"re-estimated over {c.train.bn_calib_batches} batches" if c.train.bn_calib_batches
+               else "kept at their running averages")
+        self.reporter.line(f"BN switch at iteration {self.iteration}: {count} BN layers {how} and frozen")
         self.reporter.scalars(self.iteration, {"train/bn_switch": 1.0})
         self.reporter.record(self.iteration, "bn_switch", {"layers": count})
 
