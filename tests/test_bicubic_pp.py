@@ -131,3 +131,15 @@ def test_bench_prints_ntire_scores_for_720p_network_rows(monkeypatch, capsys):
     lines = [ln for ln in capsys.readouterr().out.splitlines() if "NTIRE score" in ln]
     assert len(lines) == 1 and "torch bicubic" in lines[0]
     assert f"{score_value(27.0, 26.0, 400.0):.3f}" in lines[0]
+
+
+def test_score_methods_reproduces_the_published_bicubic_and_ranks_kernels(data_dir):
+    """MATLAB bicubic on Set5 x3 is the field's 30.39 dB (Y); NTIRE LR (JPEG) scores lower."""
+    from repsr.ntire import matlab_bicubic_up, score_methods
+
+    methods = {"matlab": matlab_bicubic_up, "torch": torch_bicubic}
+    clean = score_methods(methods, data_dir / "Set5", 3, "bicubic")
+    assert clean["matlab"]["y"] == pytest.approx(30.40, abs=0.02) and clean["matlab"]["images"] == 5
+    assert clean["matlab"]["rgb"] < clean["matlab"]["y"]  # no border crop, all channels
+    ntire = score_methods(methods, data_dir / "Set5", 3, "ntire")
+    assert ntire["matlab"]["y"] < clean["matlab"]["y"]

@@ -9,8 +9,17 @@ import torch
 
 import repsr
 from repsr.cli import main
-from repsr.prune import GROUPS, ValBatch, batch_psnr, channel_costs, channel_masked, drop_biases, global_prune
-from repsr.prune import remove_channels, widths
+from repsr.prune import (
+    GROUPS,
+    ValBatch,
+    batch_psnr,
+    channel_costs,
+    channel_masked,
+    drop_biases,
+    global_prune,
+    remove_channels,
+    widths,
+)
 from repsr.prune.search import cheapest
 from repsr.weights import load_model, save_model
 from tests.helpers import randomize

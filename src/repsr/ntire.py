@@ -141,21 +141,25 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--data", nargs="+", required=True)
     p.add_argument("--bgr", action="store_true", help="weights expect BGR input (the official Bicubic++)")
     p.add_argument("--degradation", nargs="+", default=["bicubic", "ntire"], choices=["bicubic", "ntire"])
+    p.add_argument("--methods", nargs="+", default=["model", "matlab", "torch"], choices=["model", "matlab", "torch"],
+                   help="what to score (gains need matlab and torch)")
     p.add_argument("--ms", type=float, default=None, help="runtime (ms) to compute the challenge score with")
     args = p.parse_args(argv)
     model = load_model(args.weights, bgr=True if args.bgr else None)
     scale = model.config.scale
-    methods: dict[str, Upscale] = {"model": lambda lr, s: upscale(model, lr, s),
-                                   "matlab": matlab_bicubic_up, "torch": torch_bicubic}
+    every: dict[str, Upscale] = {"model": lambda lr, s: upscale(model, lr, s),
+                                 "matlab": matlab_bicubic_up, "torch": torch_bicubic}
+    methods = {name: every[name] for name in args.methods}
     print("| set | LR | method | PSNR Y (crop s) | PSNR RGB (no crop) | gain RGB vs matlab / torch |")
     print("|---|---|---|---|---|---|")
     for folder in args.data:
         for kind in args.degradation:
             res = score_methods(methods, folder, scale, kind)
             for name, r in res.items():
-                gain = f"{r['rgb'] - res['matlab']['rgb']:+.3f} / {r['rgb'] - res['torch']['rgb']:+.3f}"
+                gain = "-" if len(res) < 3 else \
+                    f"{r['rgb'] - res['matlab']['rgb']:+.3f} / {r['rgb'] - res['torch']['rgb']:+.3f}"
                 print(f"| {Path(folder).name} x{scale} | {kind} | {name} | {r['y']:.3f} | {r['rgb']:.3f} | {gain} |")
-            if args.ms is not None and kind == "ntire":
+            if args.ms is not None and kind == "ntire" and len(res) == 3:
                 for ref in ("matlab", "torch"):
                     print(challenge_score(res["model"]["rgb"], res[ref]["rgb"], args.ms, ref), file=sys.stderr)
     return 0

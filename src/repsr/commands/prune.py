@@ -92,7 +92,10 @@ def run(args: argparse.Namespace) -> int:
     model = _load(args)
     val = load_val_batch(args.data, model.config.scale, args.degradation, max_images=args.val_images,
                          crop=args.val_crop)
-    print(f"validation: {len(val.names)} crops of {args.val_crop} px ({args.degradation} LR), RGB PSNR, no border crop")
+    from repsr.prune.valset import bicubic_psnr
+
+    print(f"validation: {len(val.names)} crops of {args.val_crop} px ({args.degradation} LR), RGB PSNR, no border "
+          f"crop; torch bicubic (a = -0.75) scores {bicubic_psnr(val):.4f} dB")
     tuner = _finetuner(args, model.config.scale)
     mid = args.target_mid_channels if args.target_mid_channels is not None else args.target_channels
     try:

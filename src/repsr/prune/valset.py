@@ -78,4 +78,12 @@ def batch_psnr(model: nn.Module, val: ValBatch) -> float:
     return float((-10.0 * torch.log10(mse)).mean())
 
 
-__all__ = ["ValBatch", "batch_psnr", "load_val_batch"]
+def bicubic_psnr(val: ValBatch) -> float:
+    """The same score for PyTorch bicubic (a = -0.75) upscaling: the reference a pruned net must beat."""
+    scale = val.hr.shape[-1] // val.lr.shape[-1]
+    sr = torch.nn.functional.interpolate(val.lr, scale_factor=scale, mode="bicubic").clamp(0, 1)
+    mse = (sr - val.hr).pow(2).flatten(1).mean(1).clamp_min(1e-12)
+    return float((-10.0 * torch.log10(mse)).mean())
+
+
+__all__ = ["ValBatch", "batch_psnr", "bicubic_psnr", "load_val_batch"]
