@@ -150,3 +150,17 @@ def test_repsr_eval_subprocess(data_dir):
                            "--data", str(data_dir / "Set5"), "--json"], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["Set5"]["psnr"] == pytest.approx(33.66, abs=0.02)
+
+
+def test_eval_bgr_flag_scores_official_bicubic_pp_weights_in_their_channel_order(data_dir, peers_dir, capsys):
+    import json
+
+    from repsr.cli import main
+
+    weights = str(peers_dir / "bicubic_pp_x3.pth")
+    scores = {}
+    for flag in ([], ["--bgr"]):
+        assert main(["eval", "--model", weights, "--data", str(data_dir / "Set5"), "--json", "--quiet", *flag]) == 0
+        scores[bool(flag)] = json.loads(capsys.readouterr().out)["Set5"]["psnr"]
+    assert scores[True] > scores[False] + 0.05
+    assert scores[True] > 30.39  # above MATLAB bicubic x3 on Set5

@@ -172,3 +172,13 @@ def test_create_model_rejects_options_of_other_families():
         repsr.create_model("repvgg", scale=2, expand_ratio=4)
     with pytest.raises(ValueError, match="unknown model option"):
         repsr.create_model("repsr", scale=2, expnd_ratio=4)
+
+
+def test_saved_files_get_ordinary_permissions(tmp_path):
+    import os
+    import stat
+
+    repsr.save_model(repsr.create_model("plain", scale=2, blocks=1, channels=4), tmp_path / "m.safetensors")
+    umask = os.umask(0)
+    os.umask(umask)
+    assert stat.S_IMODE((tmp_path / "m.safetensors").stat().st_mode) == 0o666 & ~umask

@@ -44,6 +44,10 @@ def model_path(name_or_path: str) -> Path:
     raise WeightsError(f"'{name_or_path}' is neither a file nor a shipped model (shipped: {names})")
 
 
-def resolve_model(name_or_path: str, device: str | torch.device = "cpu") -> nn.Module:
-    """Load a shipped model by name, or any weights file by path, in eval mode."""
-    return load_model(model_path(name_or_path), device=device)
+def resolve_model(name_or_path: str, device: str | torch.device = "cpu", bgr: bool | None = None) -> nn.Module:
+    """Load a shipped model by name, or any weights file by path, in eval mode.
+
+    ``bgr=True`` marks weights trained on BGR images that cannot say so themselves (the official
+    Bicubic++ ``.pth``); ``None`` keeps what the file says.
+    """
+    return load_model(model_path(name_or_path), device=device, bgr=bgr)

@@ -34,6 +34,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--save", metavar="DIR", type=Path, default=None, help="write SR images to DIR/<dataset>/")
     p.add_argument("--rgb", action="store_true", help="score on RGB instead of the Y channel")
     p.add_argument("--device", default="cpu", help="torch device for the model (default: cpu)")
+    p.add_argument("--bgr", action="store_true", help="the weights expect BGR input (e.g. the official Bicubic++ .pth)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(run=run)
 
@@ -46,7 +47,7 @@ def _model_and_scale(args: argparse.Namespace):
     from repsr.hub import resolve_model
     from repsr.inference import model_scale
 
-    model = resolve_model(args.model, device=args.device)
+    model = resolve_model(args.model, device=args.device, bgr=True if args.bgr else None)
     scale = args.scale if args.scale is not None else model_scale(model)
     return model, scale
 
