@@ -53,7 +53,8 @@ def test_study_trains_every_variant_and_writes_report(tmp_path, data_dir, capsys
         assert row["params_merged"] == 9 * 3 * 4 + 4 + 4 + (9 * 4 * 4 + 4 + 4) + 9 * 4 * 12 + 12
         assert row["params_train"] > row["params_merged"]
         assert 10 < row["scores"]["Set5"]["psnr"] < 60 and len(row["per_image"]["Set5"]) == 5
-        assert row["curve"] and row["merged_ms"] > 0
+        assert row["curve"] and row["merged_ms"] > 0 and row["ms_per_iter"] > 0
+        assert row["curve"][-1]["seconds"] == pytest.approx(6 * row["ms_per_iter"] / 1000)
     refs = {r["name"]: r for r in summary["references"]}
     assert refs["bicubic"]["scores"]["Set5"]["psnr"] == pytest.approx(33.67, abs=0.02)
     report = (tmp_path / "report" / "results.md").read_text()

@@ -71,7 +71,7 @@ def plot_psnr_vs_time(summary: dict[str, Any], path: Path) -> None:
 
     fig, ax = plt.subplots(figsize=(6, 4))
     for r in summary["variants"]:
-        if r["curve"]:
+        if r["curve"] and "seconds" in r["curve"][0]:  # partial (--only) runs have no common time axis
             ax.plot([p["seconds"] / 60 for p in r["curve"]], [p["psnr"] for p in r["curve"]], marker=".",
                     label=r["label"])
     ax.set_xlabel("training time (minutes, measured cost per iteration, this CPU)")

@@ -21,6 +21,7 @@ from repsr.evaluate import evaluate
 from repsr.hub import resolve_model
 from repsr.reparam.convert import reparameterize
 from repsr.study.config import StudyConfig, Variant
+from repsr.study.cost import step_ms
 from repsr.train.config import load_train_config
 from repsr.train.loop import train
 from repsr.weights import load_model
@@ -34,8 +35,9 @@ class VariantResult:
     label: str
     overrides: list[str]
     iters: int = 0
-    train_seconds: float = 0.0
-    ms_per_iter: float = 0.0
+    train_seconds: float = 0.0  # iters x ms_per_iter: training compute, validation excluded
+    ms_per_iter: float = 0.0  # measured side by side for all variants (repsr.study.cost)
+    wall_ms_per_iter: float = 0.0  # as the run itself saw it (depends on the machine's load then)
     params_train: int = 0
     params_merged: int = 0
     merged_ms: float = 0.0  # one frame at the study's bench size, PyTorch fp32
@@ -60,12 +62,8 @@ def merged_ms(model: torch.nn.Module, size: str, reps: int) -> float:
     return time_ms(lambda: model(x), warmup=2, reps=reps, device=torch.device("cpu"))
 
 
-def _curve(run_dir: Path, ms_per_iter: float) -> list[dict[str, float]]:
-    """Validation PSNR (mean over val sets, merged net) against iteration and training seconds.
-
-    Seconds are ``iteration x measured cost per iteration``: validation time is excluded, and a
-    resumed run is placed on the same time axis as one that never stopped.
-    """
+def _curve(run_dir: Path) -> list[dict[str, float]]:
+    """Validation PSNR (mean over val sets, merged net) per iteration; seconds come with the costs."""
     points = []
     path = run_dir / "metrics.jsonl"
     if not path.is_file():
@@ -74,8 +72,7 @@ def _curve(run_dir: Path, ms_per_iter: float) -> list[dict[str, float]]:
         rec = json.loads(line)
         if rec.get("kind") == "val" and rec.get("merged"):
             psnrs = [s["psnr"] for s in rec["merged"].values()]
-            points.append({"iter": rec["iter"], "seconds": rec["iter"] * ms_per_iter / 1000,
-                           "psnr": sum(psnrs) / len(psnrs)})
+            points.append({"iter": rec["iter"], "psnr": sum(psnrs) / len(psnrs)})
     return points
 
 
@@ -100,15 +97,14 @@ def run_variant(study: StudyConfig, variant: Variant) -> VariantResult:
         result.diverged = str(exc)
         return result
     done = max(1, trainer.iteration - trainer.reporter.start)
-    result.ms_per_iter = 1000 * (trainer.step_s + trainer.wait_s) / done
-    result.train_seconds = result.ms_per_iter * config.train.iters / 1000
+    result.wall_ms_per_iter = 1000 * (trainer.step_s + trainer.wait_s) / done
     model = load_model(run_dir / "model_latest.safetensors")
     merged = load_model(run_dir / "model_merged.safetensors")
     result.params_train = sum(p.numel() for p in model.parameters())
     result.params_merged = sum(p.numel() for p in merged.parameters())
     result.merged_ms = merged_ms(merged, study.bench_size, study.bench_reps)
     result.scores, result.per_image = score_model(merged, study.eval_sets, config.model.scale)
-    result.curve = _curve(run_dir, result.ms_per_iter)
+    result.curve = _curve(run_dir)
     return result
 
 
@@ -125,6 +121,22 @@ def reference_rows(study: StudyConfig, scale: int) -> list[VariantResult]:
         row.scores, row.per_image = score_model(merged, study.eval_sets, scale)
         rows.append(row)
     return rows
+
+
+def attach_costs(study: StudyConfig, rows: list[VariantResult]) -> None:
+    """Measure every variant's step cost side by side and put the rows on one time axis.
+
+    ``seconds`` of a curve point = iteration x cost per iteration: validation time is excluded and
+    a resumed run sits on the same axis as one that never stopped.
+    """
+    configs = {r.name: load_train_config(study.base, [*study.set, *r.overrides, "output=unused"]) for r in rows}
+    first = next(iter(configs.values()))
+    costs = step_ms({n: c.model for n, c in configs.items()}, first.train.batch_size, first.train.patch_size)
+    for row in rows:
+        row.ms_per_iter = costs[row.name]
+        row.train_seconds = row.ms_per_iter * row.iters / 1000
+        for point in row.curve:
+            point["seconds"] = point["iter"] * row.ms_per_iter / 1000
 
 
 def run_study(study: StudyConfig, only: list[str] | None = None, log=print) -> dict[str, Any]:
@@ -148,6 +160,8 @@ def run_study(study: StudyConfig, only: list[str] | None = None, log=print) -> d
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(asdict(result), indent=1))
         rows.append(result)
+    if not only:
+        attach_costs(study, rows)
     return {"study": study.name, "scale": scale, "bench_size": study.bench_size,
             "threads": torch.get_num_threads(), "variants": [asdict(r) for r in rows],
             # a partial run (``only``) skips the reference rows: their models may not exist yet
