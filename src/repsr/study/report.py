@@ -78,7 +78,8 @@ def plot_psnr_vs_time(summary: dict[str, Any], path: Path) -> None:
     ax.set_ylabel("validation PSNR (dB, merged net)")
     ax.set_title(f"{summary['study']}: quality vs training time")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
+    if ax.lines:
+        ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
