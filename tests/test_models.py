@@ -182,3 +182,16 @@ def test_saved_files_get_ordinary_permissions(tmp_path):
     umask = os.umask(0)
     os.umask(umask)
     assert stat.S_IMODE((tmp_path / "m.safetensors").stat().st_mode) == 0o666 & ~umask
+
+
+@pytest.mark.parametrize("arch", ["plain_bn", "repvgg", "acb", "dbb"])
+def test_families_ending_in_bn_start_as_nearest_neighbour_upsampling(arch):
+    """The tail's output BNs start at zero scale: no unit-variance residual at initialisation."""
+    torch.manual_seed(0)
+    model = repsr.create_model(arch, scale=2, blocks=2, channels=8).train()
+    assert model.tail.output_norms() and all(bool((bn.weight == 0).all()) for bn in model.tail.output_norms())
+    x = torch.rand(4, 3, 12, 12)
+    nearest = torch.nn.functional.interpolate(x, scale_factor=2, mode="nearest")
+    torch.testing.assert_close(model(x), nearest, atol=1e-6, rtol=0)
+    model(x).mean().backward()
+    assert all(bn.weight.grad.abs().sum() > 0 for bn in model.tail.output_norms())

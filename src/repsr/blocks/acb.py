@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from torch import Tensor
+from torch import Tensor, nn
 
 from repsr.blocks.convbn import ConvBN
 from repsr.reparam import kernel as K
@@ -20,6 +20,9 @@ class ACBlock(RepBlock):
 
     def forward(self, x: Tensor) -> Tensor:
         return self.square(x) + self.vertical(x) + self.horizontal(x)
+
+    def output_norms(self) -> list[nn.modules.batchnorm._BatchNorm]:
+        return [self.square.bn, self.vertical.bn, self.horizontal.bn]
 
     def equivalent_kernel_bias(self) -> K.KernelBias:
         return K.add(*(b.equivalent_kernel_bias() for b in (self.square, self.vertical, self.horizontal)))

@@ -54,5 +54,8 @@ class DBBlock(RepBlock):
     def forward(self, x: Tensor) -> Tensor:
         return sum(branch(x) for branch in self._branches())
 
+    def output_norms(self) -> list[nn.modules.batchnorm._BatchNorm]:
+        return [self.square.bn, self.pointwise.bn, self.avg.bn, self.pointwise_square.bn]
+
     def equivalent_kernel_bias(self) -> K.KernelBias:
         return K.add(*(branch.equivalent_kernel_bias() for branch in self._branches()))

@@ -33,5 +33,8 @@ class PlainBNBlock(RepBlock):
     def forward(self, x: Tensor) -> Tensor:
         return self.branch(x)
 
+    def output_norms(self) -> list[nn.modules.batchnorm._BatchNorm]:
+        return [self.branch.bn]
+
     def equivalent_kernel_bias(self) -> K.KernelBias:
         return self.branch.equivalent_kernel_bias()

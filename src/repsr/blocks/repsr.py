@@ -66,6 +66,9 @@ class RepSRBlock(RepBlock):
         out = sum(path(x) for path in self.paths)
         return out + x if self.has_identity else out
 
+    def output_norms(self) -> list[nn.modules.batchnorm._BatchNorm]:
+        return [p.squeeze_bn for p in self.paths if p.squeeze_bn is not None]
+
     def equivalent_kernel_bias(self) -> K.KernelBias:
         pairs = [path.equivalent_kernel_bias() for path in self.paths]
         if self.has_identity:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from torch import Tensor
+from torch import Tensor, nn
 
 from repsr.blocks.convbn import ConvBN
 from repsr.bn import SwitchableBatchNorm2d
@@ -22,6 +22,10 @@ class RepVGGBlock(RepBlock):
     def forward(self, x: Tensor) -> Tensor:
         out = self.conv3x3(x) + self.conv1x1(x)
         return out + self.identity_bn(x) if self.identity_bn is not None else out
+
+    def output_norms(self) -> list[nn.modules.batchnorm._BatchNorm]:
+        norms = [self.conv3x3.bn, self.conv1x1.bn]
+        return norms + [self.identity_bn] if self.identity_bn is not None else norms
 
     def equivalent_kernel_bias(self) -> K.KernelBias:
         pairs = [self.conv3x3.equivalent_kernel_bias(), self.conv1x1.equivalent_kernel_bias()]

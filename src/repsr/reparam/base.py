@@ -28,6 +28,14 @@ class RepBlock(nn.Module, abc.ABC):
     def equivalent_kernel_bias(self) -> KernelBias:
         """The single conv equal to this block with BN on population statistics (differentiable)."""
 
+    def output_norms(self) -> list[nn.modules.batchnorm._BatchNorm]:
+        """The BatchNorms whose output is summed straight into the block's output (none by default).
+
+        Zeroing their scale makes the block output a constant at initialisation; the network
+        does this for its tail block so a BN family starts as plain nearest-neighbour upsampling.
+        """
+        return []
+
     def fuse(self) -> nn.Conv2d:
         """A new plain ``nn.Conv2d`` equal to this block in inference mode; the block is untouched."""
         return to_conv(self.equivalent_kernel_bias().detach())
