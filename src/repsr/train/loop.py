@@ -125,9 +125,10 @@ class Trainer:
             self.net = self._wrap()  # DDP must forget the parameters that no longer get gradients
         if self.ema is not None:
             self.ema.copy_buffers(self.model)  # the EMA copy switches together with the model
-        how = (f"re-estimated over {c.train.bn_calib_batches} batches" if c.train.bn_calib_batches
-               else "kept at their running averages")
-        self.reporter.line(f"BN switch at iteration {self.iteration}: {count} BN layers {how} and frozen")
+        if count:  # BN-free families (plain, ECB) have nothing to switch: say nothing
+            how = (f"re-estimated over {c.train.bn_calib_batches} batches" if c.train.bn_calib_batches
+                   else "kept at their running averages")
+            self.reporter.line(f"BN switch at iteration {self.iteration}: {count} BN layers {how} and frozen")
         self.reporter.scalars(self.iteration, {"train/bn_switch": 1.0})
         self.reporter.record(self.iteration, "bn_switch", {"layers": count})
 
