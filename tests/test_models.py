@@ -184,14 +184,23 @@ def test_saved_files_get_ordinary_permissions(tmp_path):
     assert stat.S_IMODE((tmp_path / "m.safetensors").stat().st_mode) == 0o666 & ~umask
 
 
-@pytest.mark.parametrize("arch", ["plain_bn", "repvgg", "acb", "dbb"])
-def test_families_ending_in_bn_start_as_nearest_neighbour_upsampling(arch):
-    """The tail's output BNs start at zero scale: no unit-variance residual at initialisation."""
+@pytest.mark.parametrize("arch", ["plain_bn", "repvgg", "acb", "dbb", "repsr"])
+def test_families_with_bn_start_as_nearest_neighbour_upsampling(arch):
+    """The tail's output layer after its last BN starts at zero: no unit-variance residual at init."""
     torch.manual_seed(0)
     model = repsr.create_model(arch, scale=2, blocks=2, channels=8).train()
-    assert model.tail.output_norms() and all(bool((bn.weight == 0).all()) for bn in model.tail.output_norms())
     x = torch.rand(4, 3, 12, 12)
     nearest = torch.nn.functional.interpolate(x, scale_factor=2, mode="nearest")
     torch.testing.assert_close(model(x), nearest, atol=1e-6, rtol=0)
-    model(x).mean().backward()
-    assert all(bn.weight.grad.abs().sum() > 0 for bn in model.tail.output_norms())
+    (model(x) - 0.5).square().mean().backward()
+    norms = model.tail.output_norms()
+    zeroed = [bn.weight for bn in norms] if norms else [p.squeeze.weight for p in model.tail.paths]
+    assert all(not p.any() and p.grad.abs().sum() > 0 for p in zeroed)  # zero, yet trainable
+
+
+def test_default_init_is_kept_on_request_and_is_why_the_tail_is_zeroed():
+    torch.manual_seed(0)
+    model = repsr.create_model("repsr", scale=2, blocks=2, channels=8, zero_init_tail=False).train()
+    x = torch.rand(4, 3, 12, 12)
+    residual = model(x) - torch.nn.functional.interpolate(x, scale_factor=2, mode="nearest")
+    assert residual.std().item() > 0.3  # a BN-normalised expansion squeezed to a unit-scale residual

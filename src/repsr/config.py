@@ -37,6 +37,9 @@ class ModelConfig:
     blocks: int = 4
     channels: int = 16
     in_channels: int = 3
+    # Start VGG-style nets from their nearest-neighbour skip: zero the tail block's output layer where a
+    # BN sets its scale (see RepBlock.zero_init_output). False = PyTorch's default init everywhere.
+    zero_init_tail: bool = True
     # Channel order the weights expect: the official Bicubic++ release was trained on BGR images.
     bgr: bool = False
     # RepSR block: number of expand-and-squeeze paths, expansion ratio r, clean identity path,

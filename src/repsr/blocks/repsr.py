@@ -69,6 +69,15 @@ class RepSRBlock(RepBlock):
     def output_norms(self) -> list[nn.modules.batchnorm._BatchNorm]:
         return [p.squeeze_bn for p in self.paths if p.squeeze_bn is not None]
 
+    def zero_init_output(self) -> None:
+        """Zero the 1x1 squeeze right after each path's BN (or the BN after it, when there is one)."""
+        if self.output_norms():
+            super().zero_init_output()
+            return
+        for path in self.paths:
+            nn.init.zeros_(path.squeeze.weight)
+            nn.init.zeros_(path.squeeze.bias)
+
     def equivalent_kernel_bias(self) -> K.KernelBias:
         pairs = [path.equivalent_kernel_bias() for path in self.paths]
         if self.has_identity:

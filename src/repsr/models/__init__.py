@@ -27,7 +27,7 @@ ARCHS: dict[str, Callable[[ModelConfig], nn.Module]] = {
 
 # Options each arch reads beyond the common size fields; others must stay at their defaults.
 ARCH_OPTIONS: dict[str, tuple[str, ...]] = {**BLOCK_OPTIONS, "bicubic_pp": ("bias", "mid_channels")}
-_COMMON = ("arch", "scale", "blocks", "channels", "in_channels", "bgr")
+_COMMON = ("arch", "scale", "blocks", "channels", "in_channels", "bgr", "zero_init_tail")
 
 # The field's named sizes "MxCy": M body blocks of C channels.
 PRESETS: dict[str, tuple[int, int]] = {"M4C8": (4, 8), "M4C16": (4, 16), "M10C32": (10, 32), "M16C64": (16, 64)}

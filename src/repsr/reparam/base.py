@@ -29,12 +29,20 @@ class RepBlock(nn.Module, abc.ABC):
         """The single conv equal to this block with BN on population statistics (differentiable)."""
 
     def output_norms(self) -> list[nn.modules.batchnorm._BatchNorm]:
-        """The BatchNorms whose output is summed straight into the block's output (none by default).
-
-        Zeroing their scale makes the block output a constant at initialisation; the network
-        does this for its tail block so a BN family starts as plain nearest-neighbour upsampling.
-        """
+        """The BatchNorms whose output is summed straight into the block's output (none by default)."""
         return []
+
+    def zero_init_output(self) -> None:
+        """Make the block output zero at initialisation where BN would otherwise set its scale.
+
+        A BN resets activations to unit variance whatever the fan-in, so a tail block whose output
+        is (or directly follows) a BN emits a unit-scale residual that swamps the network's
+        nearest-neighbour skip. Zeroing the scale of the output BNs (as ResNets do for their last
+        BN) starts such a network from the skip alone; gradients still reach the zeroed scales.
+        Blocks without BN keep their fan-in-scaled default init.
+        """
+        for bn in self.output_norms():
+            nn.init.zeros_(bn.weight)
 
     def fuse(self) -> nn.Conv2d:
         """A new plain ``nn.Conv2d`` equal to this block in inference mode; the block is untouched."""
