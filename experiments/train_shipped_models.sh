@@ -5,7 +5,8 @@
 # Phase 2 (x3, x4): resume the finished run with more iterations (a warm restart of the cosine
 # schedule; BN stays frozen since the phase-1 switch).
 set -euo pipefail
-common=(train.batch_size=16 train.patch_size=32 train.lr=5e-4 train.bn_calib_batches=50 train.val_every=1000
+# model.zero_init_tail=false: the shipped nets were trained before the tail zero-init became the default
+common=(model.zero_init_tail=false train.batch_size=16 train.patch_size=32 train.lr=5e-4 train.bn_calib_batches=50 train.val_every=1000
         train.ckpt_every=250 train.log_every=50 'data.val=[../shared/data/Set5]')
 export OMP_NUM_THREADS=1
 train() {  # scale iters [--resume]
