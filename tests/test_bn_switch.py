@@ -38,7 +38,7 @@ def test_recalibration_is_the_cumulative_average_of_batch_statistics():
 
 
 def test_switch_freezes_statistics_through_train_calls_and_steps():
-    model = create_model("repsr", scale=2, blocks=1, channels=4)
+    model = create_model("repsr", scale=2, blocks=1, channels=4, zero_init_tail=False)
     assert switch_bn(model, [torch.rand(2, 3, 8, 8), torch.rand(2, 3, 8, 8)]) > 0
     assert is_bn_frozen(model)
     stats = [t.clone() for n, t in model.state_dict().items() if "running" in n]
@@ -57,7 +57,7 @@ def test_switch_freezes_statistics_through_train_calls_and_steps():
 
 
 def test_frozen_affine_option_stops_gamma_and_beta():
-    model = create_model("repvgg", scale=2, blocks=1, channels=4)
+    model = create_model("repvgg", scale=2, blocks=1, channels=4, zero_init_tail=False)
     switch_bn(model, [torch.rand(2, 3, 8, 8)], freeze_affine=True)
     bns = [m for m in model.modules() if isinstance(m, SwitchableBatchNorm2d)]
     assert bns and all(not m.weight.requires_grad and not m.bias.requires_grad for m in bns)
@@ -74,7 +74,7 @@ def test_bn_free_family_is_left_untouched():
 
 
 def test_sync_conversion_keeps_the_frozen_flag_and_state():
-    model = create_model("repsr", scale=2, blocks=1, channels=4)
+    model = create_model("repsr", scale=2, blocks=1, channels=4, zero_init_tail=False)
     switch_bn(model, [torch.rand(2, 3, 8, 8)])
     state = {k: v.clone() for k, v in model.state_dict().items()}
     convert_sync_switchable_bn(model)

@@ -38,7 +38,8 @@ def test_video_round_trip_keeps_frames_rate_and_audio(tmp_path: Path, monkeypatc
     monkeypatch.setattr(cli, "COMMANDS", ("upscale",))
     torch.manual_seed(0)
     model = tmp_path / "x2.safetensors"
-    repsr.save_model(repsr.reparameterize(repsr.create_model("repsr", scale=2, blocks=1, channels=8).eval()), model)
+    repsr.save_model(repsr.reparameterize(repsr.create_model("repsr", scale=2, blocks=1, channels=8,
+                                                             zero_init_tail=False).eval()), model)
     clip = tmp_path / "clip.mp4"
     _make_clip(clip)
     target = tmp_path / "out" / "clip_x2.mp4"
@@ -60,7 +61,8 @@ def test_a_corrupt_video_is_reported_not_raised(tmp_path: Path, monkeypatch: pyt
                                                 capsys: pytest.CaptureFixture[str]) -> None:
     monkeypatch.setattr(cli, "COMMANDS", ("upscale",))
     model = tmp_path / "x2.safetensors"
-    repsr.save_model(repsr.reparameterize(repsr.create_model("repsr", scale=2, blocks=1, channels=4).eval()), model)
+    repsr.save_model(repsr.reparameterize(repsr.create_model("repsr", scale=2, blocks=1, channels=4,
+                                                             zero_init_tail=False).eval()), model)
     bad = tmp_path / "bad.mkv"
     bad.write_bytes(b"\x1aE\xdf\xa3" + bytes(200))
     assert cli.main(["upscale", str(bad), "-o", str(tmp_path / "o"), "--model", str(model)]) == 1
