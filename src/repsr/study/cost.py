@@ -53,6 +53,21 @@ def step_ms(configs: dict[str, ModelConfig], batch: int, patch: int, reps: int =
     return best
 
 
+def forward_ms(models: dict[str, torch.nn.Module], x: torch.Tensor, reps: int = 3, rounds: int = 3) -> dict[str, float]:
+    """Milliseconds per inference of each model on ``x``, round-robin and best of ``rounds`` (as above)."""
+    best = {name: float("inf") for name in models}
+    with torch.no_grad():
+        for model in models.values():
+            model(x)  # warm-up
+        for _ in range(rounds):
+            for name, model in models.items():
+                t0 = time.perf_counter()
+                for _ in range(reps):
+                    model(x)
+                best[name] = min(best[name], (time.perf_counter() - t0) * 1000 / reps)
+    return best
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--archs", nargs="+", default=["repsr", "ecbsr", "plain"])

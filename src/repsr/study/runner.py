@@ -15,13 +15,12 @@ from typing import Any
 
 import torch
 
-from repsr.bench import time_ms
 from repsr.errors import ReprError
 from repsr.evaluate import evaluate
 from repsr.hub import resolve_model
 from repsr.reparam.convert import reparameterize
 from repsr.study.config import StudyConfig, Variant
-from repsr.study.cost import step_ms
+from repsr.study.cost import forward_ms, step_ms
 from repsr.train.config import load_train_config
 from repsr.train.loop import train
 from repsr.weights import load_model
@@ -56,10 +55,6 @@ def _bench_input(size: str) -> torch.Tensor:
     return torch.rand(1, 3, h, w, generator=torch.Generator().manual_seed(0))
 
 
-def merged_ms(model: torch.nn.Module, size: str, reps: int) -> float:
-    """Milliseconds per frame of the merged net in fp32 on this CPU (one thread count, as set)."""
-    x = _bench_input(size)
-    return time_ms(lambda: model(x), warmup=2, reps=reps, device=torch.device("cpu"))
 
 
 def _curve(run_dir: Path) -> list[dict[str, float]]:
@@ -102,7 +97,6 @@ def run_variant(study: StudyConfig, variant: Variant) -> VariantResult:
     merged = load_model(run_dir / "model_merged.safetensors")
     result.params_train = sum(p.numel() for p in model.parameters())
     result.params_merged = sum(p.numel() for p in merged.parameters())
-    result.merged_ms = merged_ms(merged, study.bench_size, study.bench_reps)
     result.scores, result.per_image = score_model(merged, study.eval_sets, config.model.scale)
     result.curve = _curve(run_dir)
     return result
@@ -117,18 +111,25 @@ def reference_rows(study: StudyConfig, scale: int) -> list[VariantResult]:
         model = resolve_model(name)
         merged = reparameterize(model)
         row = VariantResult(name, name, [], params_merged=sum(p.numel() for p in merged.parameters()))
-        row.merged_ms = merged_ms(merged, study.bench_size, study.bench_reps)
         row.scores, row.per_image = score_model(merged, study.eval_sets, scale)
         rows.append(row)
     return rows
 
 
-def attach_costs(study: StudyConfig, rows: list[VariantResult]) -> None:
-    """Measure every variant's step cost side by side and put the rows on one time axis.
+def attach_costs(study: StudyConfig, rows: list[VariantResult], references: list[VariantResult]) -> None:
+    """Measure every variant's step cost and every merged net's speed side by side (one process,
+    round-robin), and put the rows on one time axis.
 
     ``seconds`` of a curve point = iteration x cost per iteration: validation time is excluded and
     a resumed run sits on the same axis as one that never stopped.
     """
+    out = Path(study.output)
+    nets = {r.name: load_model(out / r.name / "model_merged.safetensors") for r in rows if not r.diverged}
+    nets.update({r.name: reparameterize(resolve_model(r.name)) for r in references if r.name in study.reference_models})
+    speeds = forward_ms(nets, _bench_input(study.bench_size), reps=study.bench_reps)
+    for row in [*rows, *references]:
+        row.merged_ms = speeds.get(row.name, 0.0)
+    rows = [r for r in rows if not r.diverged]
     configs = {r.name: load_train_config(study.base, [*study.set, *r.overrides, "output=unused"]) for r in rows}
     first = next(iter(configs.values()))
     costs = step_ms({n: c.model for n, c in configs.items()}, first.train.batch_size, first.train.patch_size)
@@ -160,9 +161,10 @@ def run_study(study: StudyConfig, only: list[str] | None = None, log=print) -> d
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(asdict(result), indent=1))
         rows.append(result)
+    # a partial run (``only``) skips reference rows and costs: their models may not exist yet
+    references = [] if only else reference_rows(study, scale)
     if not only:
-        attach_costs(study, rows)
+        attach_costs(study, rows, references)
     return {"study": study.name, "scale": scale, "bench_size": study.bench_size,
             "threads": torch.get_num_threads(), "variants": [asdict(r) for r in rows],
-            # a partial run (``only``) skips the reference rows: their models may not exist yet
-            "references": [] if only else [asdict(r) for r in reference_rows(study, scale)]}
+            "references": [asdict(r) for r in references]}
