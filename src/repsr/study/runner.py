@@ -55,8 +55,6 @@ def _bench_input(size: str) -> torch.Tensor:
     return torch.rand(1, 3, h, w, generator=torch.Generator().manual_seed(0))
 
 
-
-
 def _curve(run_dir: Path) -> list[dict[str, float]]:
     """Validation PSNR (mean over val sets, merged net) per iteration; seconds come with the costs."""
     points = []
@@ -102,34 +100,33 @@ def run_variant(study: StudyConfig, variant: Variant) -> VariantResult:
     return result
 
 
-def reference_rows(study: StudyConfig, scale: int) -> list[VariantResult]:
-    """Bicubic and the study's reference models (e.g. the shipped ones), scored the same way."""
+def reference_rows(study: StudyConfig, scale: int, nets: dict[str, torch.nn.Module]) -> list[VariantResult]:
+    """Bicubic and the study's reference models (``nets``: name -> merged net), scored the same way."""
     rows = []
     scores, per_image = score_model(None, study.eval_sets, scale)
     rows.append(VariantResult("bicubic", "bicubic (MATLAB)", [], scores=scores, per_image=per_image))
-    for name in study.reference_models:
-        model = resolve_model(name)
-        merged = reparameterize(model)
+    for name, merged in nets.items():
         row = VariantResult(name, name, [], params_merged=sum(p.numel() for p in merged.parameters()))
         row.scores, row.per_image = score_model(merged, study.eval_sets, scale)
         rows.append(row)
     return rows
 
 
-def attach_costs(study: StudyConfig, rows: list[VariantResult], references: list[VariantResult]) -> None:
+def attach_costs(study: StudyConfig, rows: list[VariantResult], references: list[VariantResult],
+                 reference_nets: dict[str, torch.nn.Module]) -> None:
     """Measure every variant's step cost and every merged net's speed side by side (one process,
     round-robin), and put the rows on one time axis.
 
     ``seconds`` of a curve point = iteration x cost per iteration: validation time is excluded and
     a resumed run sits on the same axis as one that never stopped.
     """
-    out = Path(study.output)
-    nets = {r.name: load_model(out / r.name / "model_merged.safetensors") for r in rows if not r.diverged}
-    nets.update({r.name: reparameterize(resolve_model(r.name)) for r in references if r.name in study.reference_models})
-    speeds = forward_ms(nets, _bench_input(study.bench_size), reps=study.bench_reps)
+    rows = [r for r in rows if not r.diverged]
+    nets = {r.name: load_model(Path(study.output) / r.name / "model_merged.safetensors") for r in rows}
+    speeds = forward_ms({**nets, **reference_nets}, _bench_input(study.bench_size), reps=study.bench_reps)
     for row in [*rows, *references]:
         row.merged_ms = speeds.get(row.name, 0.0)
-    rows = [r for r in rows if not r.diverged]
+    if not rows:
+        return
     configs = {r.name: load_train_config(study.base, [*study.set, *r.overrides, "output=unused"]) for r in rows}
     first = next(iter(configs.values()))
     costs = step_ms({n: c.model for n, c in configs.items()}, first.train.batch_size, first.train.patch_size)
@@ -162,9 +159,11 @@ def run_study(study: StudyConfig, only: list[str] | None = None, log=print) -> d
         path.write_text(json.dumps(asdict(result), indent=1))
         rows.append(result)
     # a partial run (``only``) skips reference rows and costs: their models may not exist yet
-    references = [] if only else reference_rows(study, scale)
+    references: list[VariantResult] = []
     if not only:
-        attach_costs(study, rows, references)
+        reference_nets = {name: reparameterize(resolve_model(name)) for name in study.reference_models}
+        references = reference_rows(study, scale, reference_nets)
+        attach_costs(study, rows, references, reference_nets)
     return {"study": study.name, "scale": scale, "bench_size": study.bench_size,
             "threads": torch.get_num_threads(), "variants": [asdict(r) for r in rows],
             "references": [asdict(r) for r in references]}
