@@ -164,3 +164,23 @@ def test_eval_bgr_flag_scores_official_bicubic_pp_weights_in_their_channel_order
         scores[bool(flag)] = json.loads(capsys.readouterr().out)["Set5"]["psnr"]
     assert scores[True] > scores[False] + 0.05
     assert scores[True] > 30.39  # above MATLAB bicubic x3 on Set5
+
+
+def test_json_is_strict_when_sr_equals_hr(tmp_path, capsys):
+    """A PSNR of +inf (identical images) is written as null, never as the non-JSON token Infinity."""
+    import json
+
+    import numpy as np
+    from PIL import Image
+
+    from repsr.cli import main
+
+    hr = tmp_path / "flat" / "HR"
+    hr.mkdir(parents=True)
+    Image.fromarray(np.full((24, 24, 3), 128, np.uint8)).save(hr / "flat.png")
+    assert main(["eval", "--model", "bicubic", "--scale", "2", "--data", str(tmp_path / "flat"), "--json",
+                 "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "Infinity" not in out
+    record = json.loads(out)["flat"]
+    assert record["psnr"] is None and record["ssim"] == 1.0 and record["images"] == 1

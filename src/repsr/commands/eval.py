@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from pathlib import Path
 
@@ -78,7 +79,10 @@ def run(args: argparse.Namespace) -> int:
             reason = r.skipped[0][1] if r.skipped else "no images"
             raise ReprError(f"{name}: no image could be evaluated ({reason})")
     if args.json:
-        print(json.dumps({name: r.summary() for name, r in results.items()}, indent=2))
+        # strict JSON has no Infinity/NaN: a PSNR of identical images (inf) or of no image (nan) is null
+        summary = {name: {k: v if math.isfinite(v) else None for k, v in r.summary().items()}
+                   for name, r in results.items()}
+        print(json.dumps(summary, indent=2, allow_nan=False))
     else:
         channel = "RGB" if args.rgb else "Y channel"
         _print_table(results, f"{args.model} x{scale} ({channel}, crop border {scale})")
