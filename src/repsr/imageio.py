@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from repsr.atomic import atomic_write
 from repsr.errors import ImageError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
@@ -122,7 +123,6 @@ def write_image(path: str | Path, image: np.ndarray, quality: int = 95) -> None:
     import cv2
 
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     suffix = path.suffix.lower()
     if suffix not in IMAGE_SUFFIXES:
         raise ImageError(f"{path}: unsupported output format '{suffix}'")
@@ -140,10 +140,7 @@ def write_image(path: str | Path, image: np.ndarray, quality: int = 95) -> None:
     ok, buf = cv2.imencode(suffix, bgr, params)
     if not ok:
         raise ImageError(f"{path}: cannot encode image as {suffix}")
-    tmp = path.with_name(f".{path.name}.part")
     try:
-        buf.tofile(str(tmp))
-        tmp.replace(path)
+        atomic_write(path, buf.tofile)
     except OSError as exc:
-        tmp.unlink(missing_ok=True)
         raise ImageError(f"{path}: cannot write ({exc.strerror})") from None

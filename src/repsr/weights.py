@@ -10,39 +10,19 @@ foreign layouts are recognised by their keys: Real-ESRGAN's SRVGGNetCompact (``p
 from __future__ import annotations
 
 import dataclasses
-import os
-import tempfile
 from pathlib import Path
-from typing import Any
 
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, safe_open, save_file
 from torch import Tensor, nn
 
+from repsr.atomic import atomic_write
 from repsr.config import ModelConfig
 from repsr.errors import ReprError, WeightsError
 from repsr.models import build_model
 
 FORMAT = "repsr-1"
-
-
-def atomic_write(path: str | Path, write: Any) -> None:
-    """Call ``write(tmp_path)`` then rename onto ``path``: a crash never leaves a half file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        # mkstemp creates 0600 files; give the result the permissions of any newly created file
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def save_model(model: nn.Module, path: str | Path, metadata: dict[str, str] | None = None) -> None:

@@ -24,10 +24,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from repsr.atomic import atomic_write
 from repsr.config import ModelConfig
 from repsr.errors import ReprError
 from repsr.inference import receptive_radius, tile_alignment
-from repsr.weights import atomic_write
 
 CONFIG_KEY = "repsr.config"
 

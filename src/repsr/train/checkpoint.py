@@ -16,8 +16,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from repsr.atomic import atomic_write
 from repsr.errors import ReprError
-from repsr.weights import atomic_write
 
 FORMAT = "repsr-train-1"
 
