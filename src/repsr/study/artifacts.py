@@ -19,7 +19,7 @@ from torch import nn
 from repsr.data.datasets import find_dataset
 from repsr.evaluate import upscale
 from repsr.imageio import write_image
-from repsr.metrics import psnr
+from repsr.metrics import psnr, rgb_to_y
 
 BLOCK = 16
 SMOOTH_STD = 3.0  # Y levels (0-255): below this a 16x16 block counts as smooth
@@ -47,17 +47,12 @@ def _rgb(img: np.ndarray) -> np.ndarray:
     return np.repeat(img[:, :, None], 3, axis=2) if img.ndim == 2 else img
 
 
-def _y(img: np.ndarray) -> np.ndarray:
-    x = _rgb(img).astype(np.float64)
-    return 16.0 + (65.481 * x[..., 0] + 128.553 * x[..., 1] + 24.966 * x[..., 2]) / 255.0
-
-
 def block_errors(sr: np.ndarray, hr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """``(mean |sr - hr| per 16x16 block, smooth mask per block)`` on the whole-block grid."""
     h, w = (hr.shape[0] // BLOCK) * BLOCK, (hr.shape[1] // BLOCK) * BLOCK
     err = np.abs(_rgb(sr)[:h, :w].astype(np.float64) - _rgb(hr)[:h, :w]).mean(axis=2)
     err = err.reshape(h // BLOCK, BLOCK, w // BLOCK, BLOCK).mean(axis=(1, 3))
-    y = _y(hr)[:h, :w].reshape(h // BLOCK, BLOCK, w // BLOCK, BLOCK)
+    y = rgb_to_y(_rgb(hr))[:h, :w].reshape(h // BLOCK, BLOCK, w // BLOCK, BLOCK)
     smooth = y.std(axis=(1, 3)) < SMOOTH_STD
     return err, smooth
 
