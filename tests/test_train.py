@@ -55,7 +55,8 @@ def tiny_config(data: Path, output: Path, *extra: str):
         "model.arch=repsr", "model.blocks=2", "model.channels=8", "model.scale=2",
         f"train.iters={ITERS}", "train.batch_size=4", "train.patch_size=16", "train.lr=2e-3",
         "train.bn_switch=0.5", "train.bn_calib_batches=3", "train.val_every=0", "train.ckpt_every=0",
-        "train.log_every=10", f"data.train=[{data}]", f"data.val=[{data}]", f"output={output}", *extra,
+        "train.log_every=10", "train.amp=false", f"data.train=[{data}]", f"data.val=[{data}]", f"output={output}",
+        *extra,
     ])
 
 
@@ -123,3 +124,34 @@ def test_resume_is_bit_identical_to_an_uninterrupted_run(full_run, resumed_run):
     assert all(torch.equal(a[k], b[k]) for k in a), [k for k in a if not torch.equal(a[k], b[k])]
     opt_a, opt_b = full_run.optimizer.state_dict()["state"], resumed.optimizer.state_dict()["state"]
     assert all(torch.equal(opt_a[i]["exp_avg_sq"], opt_b[i]["exp_avg_sq"]) for i in opt_a)
+
+
+def test_resume_from_before_the_switch_into_merged_training_is_bit_identical(full_run, tiny_set, tmp_path):
+    """Stopped at 10 (branch forward, batch statistics), resumed across the switch at 15 into merged steps."""
+    train(tiny_config(tiny_set, tmp_path), stop_at=10)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        resumed = train(tiny_config(tiny_set, tmp_path), resume=True)
+    a, b = full_run.model.state_dict(), resumed.model.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a), [k for k in a if not torch.equal(a[k], b[k])]
+
+
+def test_merged_forward_and_branch_forward_runs_end_at_the_same_weights(full_run, tiny_set, tmp_path):
+    """The default (merged after the switch) against branches throughout: float32 rounding apart, equal."""
+    branch = train(tiny_config(tiny_set, tmp_path, "train.merged_forward=false"))
+    a, b = full_run.model.state_dict(), branch.model.state_dict()
+    for key in a:
+        torch.testing.assert_close(a[key].float(), b[key].float(), atol=1e-4, rtol=1e-4, msg=key)
+
+
+def test_bf16_autocast_trains_on_cpu(tiny_set, tmp_path):
+    run = train(tiny_config(tiny_set, tmp_path, "train.amp=bf16", "train.iters=20"))
+    assert run.iteration == 20 and all(p.dtype == torch.float32 for p in run.model.parameters())
+    assert all(torch.isfinite(p).all() for p in run.model.parameters())
+
+
+def test_fp16_autocast_is_refused_on_cpu(tiny_set, tmp_path):
+    from repsr.errors import ReprError
+
+    with pytest.raises(ReprError, match="fp16 runs on CUDA only"):
+        train(tiny_config(tiny_set, tmp_path, "train.amp=fp16", "train.device=cpu"))

@@ -27,7 +27,7 @@ def tiny_set(data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
 def overrides(data: Path, output: Path, *extra: str) -> list[str]:
     return ["--set", "model.blocks=2", "model.channels=8", "model.scale=2", "train.batch_size=4",
             "train.patch_size=16", "train.bn_switch=0.5", "train.bn_calib_batches=2", "train.val_every=0",
-            "train.log_every=50", "train.threads=1", f"data.train=[{data}]", "data.val=[]",
+            "train.log_every=50", "train.threads=1", "train.amp=false", f"data.train=[{data}]", "data.val=[]",
             f"output={output}", *extra]
 
 

@@ -15,7 +15,7 @@ import sys
 from repsr.errors import ReprError
 
 # Sub-commands, in the order `repsr --help` lists them.
-COMMANDS = ("upscale", "eval", "train", "merge", "bench", "prune", "study")
+COMMANDS = ("upscale", "eval", "train", "merge", "bench", "bench-train", "prune", "study")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -25,7 +25,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"repsr {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMANDS:
-        importlib.import_module(f"repsr.commands.{name}").add_parser(sub)
+        importlib.import_module(f"repsr.commands.{name.replace('-', '_')}").add_parser(sub)
     return parser
 
 

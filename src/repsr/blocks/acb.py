@@ -18,7 +18,7 @@ class ACBlock(RepBlock):
         self.vertical = ConvBN(in_channels, out_channels, (3, 1))
         self.horizontal = ConvBN(in_channels, out_channels, (1, 3))
 
-    def forward(self, x: Tensor) -> Tensor:
+    def forward_branches(self, x: Tensor) -> Tensor:
         return self.square(x) + self.vertical(x) + self.horizontal(x)
 
     def output_norms(self) -> list[nn.modules.batchnorm._BatchNorm]:

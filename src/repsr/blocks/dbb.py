@@ -51,7 +51,7 @@ class DBBlock(RepBlock):
     def _branches(self) -> tuple[nn.Module, ...]:
         return (self.square, self.pointwise, self.avg, self.pointwise_square)
 
-    def forward(self, x: Tensor) -> Tensor:
+    def forward_branches(self, x: Tensor) -> Tensor:
         return sum(branch(x) for branch in self._branches())
 
     def output_norms(self) -> list[nn.modules.batchnorm._BatchNorm]:

@@ -62,7 +62,7 @@ class ECBlock(RepBlock):
         self.sobel_y = _EdgeBranch(in_channels, out_channels, K.SOBEL_Y)
         self.laplacian = _EdgeBranch(in_channels, out_channels, K.LAPLACIAN)
 
-    def forward(self, x: Tensor) -> Tensor:
+    def forward_branches(self, x: Tensor) -> Tensor:
         out = self.square(x) + self.expand_square(x)
         return out + self.sobel_x(x) + self.sobel_y(x) + self.laplacian(x)
 

@@ -16,7 +16,7 @@ class PlainBlock(RepBlock):
         super().__init__(in_channels, out_channels)
         self.conv = nn.Conv2d(in_channels, out_channels, 3, padding=1)
 
-    def forward(self, x: Tensor) -> Tensor:
+    def forward_branches(self, x: Tensor) -> Tensor:
         return self.conv(x)
 
     def equivalent_kernel_bias(self) -> K.KernelBias:
@@ -30,7 +30,7 @@ class PlainBNBlock(RepBlock):
         super().__init__(in_channels, out_channels)
         self.branch = ConvBN(in_channels, out_channels, 3)
 
-    def forward(self, x: Tensor) -> Tensor:
+    def forward_branches(self, x: Tensor) -> Tensor:
         return self.branch(x)
 
     def output_norms(self) -> list[nn.modules.batchnorm._BatchNorm]:

@@ -62,7 +62,7 @@ class RepSRBlock(RepBlock):
         )
         self.has_identity = identity and in_channels == out_channels
 
-    def forward(self, x: Tensor) -> Tensor:
+    def forward_branches(self, x: Tensor) -> Tensor:
         out = sum(path(x) for path in self.paths)
         return out + x if self.has_identity else out
 

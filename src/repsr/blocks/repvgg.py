@@ -19,7 +19,7 @@ class RepVGGBlock(RepBlock):
         self.conv1x1 = ConvBN(in_channels, out_channels, 1)
         self.identity_bn = SwitchableBatchNorm2d(out_channels) if in_channels == out_channels else None
 
-    def forward(self, x: Tensor) -> Tensor:
+    def forward_branches(self, x: Tensor) -> Tensor:
         out = self.conv3x3(x) + self.conv1x1(x)
         return out + self.identity_bn(x) if self.identity_bn is not None else out
 

@@ -20,9 +20,10 @@ from repsr.evaluate import evaluate
 from repsr.hub import resolve_model
 from repsr.reparam.convert import reparameterize
 from repsr.study.config import StudyConfig, Variant
-from repsr.study.cost import forward_ms, step_ms
-from repsr.train.config import load_train_config
+from repsr.train.config import TrainConfig, bn_switch_iteration, load_train_config
+from repsr.train.cost import StepSetup, forward_ms, run_mean_ms, step_ms
 from repsr.train.loop import train
+from repsr.train.precision import resolve_amp
 from repsr.weights import load_model
 
 
@@ -35,7 +36,7 @@ class VariantResult:
     overrides: list[str]
     iters: int = 0
     train_seconds: float = 0.0  # iters x ms_per_iter: training compute, validation excluded
-    ms_per_iter: float = 0.0  # measured side by side for all variants (repsr.study.cost)
+    ms_per_iter: float = 0.0  # measured side by side for all variants (repsr.train.cost)
     wall_ms_per_iter: float = 0.0  # as the run itself saw it (depends on the machine's load then)
     params_train: int = 0
     params_merged: int = 0
@@ -129,12 +130,30 @@ def attach_costs(study: StudyConfig, rows: list[VariantResult], references: list
         return
     configs = {r.name: load_train_config(study.base, [*study.set, *r.overrides, "output=unused"]) for r in rows}
     first = next(iter(configs.values()))
-    costs = step_ms({n: c.model for n, c in configs.items()}, first.train.batch_size, first.train.patch_size)
+    costs = run_step_ms(configs, first.train.batch_size, first.train.patch_size)
     for row in rows:
         row.ms_per_iter = costs[row.name]
         row.train_seconds = row.ms_per_iter * row.iters / 1000
         for point in row.curve:
             point["seconds"] = point["iter"] * row.ms_per_iter / 1000
+
+
+def run_step_ms(configs: dict[str, TrainConfig], batch: int, patch: int) -> dict[str, float]:
+    """Each variant's mean training step as it runs: its precision and forward, both BN-switch phases
+    timed side by side and weighted by where its switch falls."""
+    cpu = torch.device("cpu")
+    setups = {}
+    for name, c in configs.items():
+        bf16 = resolve_amp(c.train.amp, cpu) == "bf16"
+        for phase in (False, True):
+            setups[f"{name}|{phase}"] = StepSetup(c.model, bf16, c.train.merged_forward, switched=phase)
+    ms, _ = step_ms(setups, batch, patch)
+    means = {}
+    for name, c in configs.items():
+        at = bn_switch_iteration(c.train)
+        fraction = 1.0 if at is None else min(at / c.train.iters, 1.0)
+        means[name] = run_mean_ms(ms[f"{name}|False"], ms[f"{name}|True"], fraction)
+    return means
 
 
 def run_study(study: StudyConfig, only: list[str] | None = None, log=print) -> dict[str, Any]:

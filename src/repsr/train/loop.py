@@ -22,11 +22,13 @@ from torch import Tensor
 from repsr.data.patches import PatchBatches, load_pairs, to_float
 from repsr.errors import ReprError
 from repsr.models import build_model
+from repsr.reparam.base import set_merged_forward
 from repsr.train import ddp
 from repsr.train.bn_switch import bn_state_summary, freeze_bn_affine, switch_bn
 from repsr.train.config import TrainConfig, bn_switch_iteration
 from repsr.train.ema import EMA
 from repsr.train.outputs import load_state, save_outputs, save_state
+from repsr.train.precision import resolve_amp
 from repsr.train.progress import Reporter
 from repsr.train.schedule import build_optimizer
 from repsr.train.sync_bn import convert_sync_switchable_bn
@@ -58,14 +60,18 @@ class Trainer:
         self.device = ddp.pick_device(config.train.device, self.info)
         ddp.init(self.info, self.device)
         self.cuda = self.device.type == "cuda"
+        self.amp = resolve_amp(config.train.amp, self.device)
+        if self.amp == "fp16" and not self.cuda:
+            raise ReprError("train.amp: fp16 runs on CUDA only; use bf16 on a CPU")
         if config.train.threads:
             torch.set_num_threads(config.train.threads)
         seed_everything(config.seed)
         if config.train.deterministic:
             torch.use_deterministic_algorithms(True, warn_only=True)
         self.model = self._build_model()
+        set_merged_forward(self.model, config.train.merged_forward)
         self.optimizer, self.scheduler = build_optimizer(self.model, config)
-        self.scaler = torch.amp.GradScaler("cuda", enabled=self.cuda and config.train.amp == "fp16")
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.cuda and self.amp == "fp16")
         self.ema = EMA(self.model, config.train.ema) if config.train.ema else None
         self.iteration, self.best = 0, {"psnr": -math.inf, "iter": -1}
         self.switched = False
@@ -132,10 +138,20 @@ class Trainer:
         self.reporter.scalars(self.iteration, {"train/bn_switch": 1.0})
         self.reporter.record(self.iteration, "bn_switch", {"layers": count})
 
+    def describe_setup(self) -> str:
+        """One line on how this run computes: device, threads, precision, forward."""
+        m, t = self.config.model, self.config.train
+        where = f"{self.device}" + ("" if self.cuda else f", {torch.get_num_threads()} thread(s)")
+        precision = f"{self.amp} autocast" if self.amp else "float32"
+        if t.amp == "auto":
+            precision += " (amp: auto)"
+        forward = "merged-kernel forward wherever a block is linear" if t.merged_forward else "branch forward"
+        return f"{m.arch} M{m.blocks}C{m.channels} x{m.scale} on {where}: {precision}, {forward}"
+
     def _autocast(self) -> Any:
-        amp = self.config.train.amp
-        dtype = torch.bfloat16 if amp == "bf16" else torch.float16
-        return torch.autocast("cuda", dtype=dtype, enabled=self.cuda and bool(amp))
+        """Autocast for the forward: bf16 on CPU or CUDA, fp16 on CUDA (the config rejects fp16 on CPU)."""
+        dtype = torch.bfloat16 if self.amp == "bf16" else torch.float16
+        return torch.autocast(self.device.type, dtype=dtype, enabled=bool(self.amp))
 
     def _step(self, lr_u8: Tensor, hr_u8: Tensor) -> float:
         """One optimisation step on a uint8 batch; returns the loss."""
@@ -204,6 +220,7 @@ class Trainer:
         if self.info.is_main:
             self.output.mkdir(parents=True, exist_ok=True)
             (self.output / "config.yaml").write_text(yaml.safe_dump(c.to_dict(), sort_keys=False))
+        self.reporter.line(self.describe_setup())
         try:
             self._loop(stop)
             if self.iteration == c.train.iters:
@@ -237,8 +254,9 @@ class Trainer:
     def _finish(self) -> None:
         if self.info.is_main:
             save_outputs(self, best=False, merged=True)
-            self.reporter.line(f"done: {self.iteration} iterations; best mean val PSNR {self.best['psnr']:.3f} dB "
-                               f"at {self.best['iter']}; outputs in {self.output}")
+            best = (f"best mean val PSNR {self.best['psnr']:.3f} dB at {self.best['iter']}" if self.best["iter"] >= 0
+                    else "no validation sets")
+            self.reporter.line(f"done: {self.iteration} iterations; {best}; outputs in {self.output}")
 
     def report_profile(self) -> None:
         total = self.wait_s + self.step_s

@@ -18,6 +18,7 @@ from torch import nn
 
 from repsr.data.datasets import EvalDataset, find_dataset
 from repsr.evaluate import evaluate
+from repsr.reparam.base import branch_forward
 from repsr.reparam.convert import reparameterize
 
 log = logging.getLogger(__name__)
@@ -54,7 +55,8 @@ def validate(model: nn.Module, sets: list[EvalDataset], scale: int) -> dict[str,
     was_training = model.training
     model.eval()
     try:
-        graph = score_sets(model, sets, scale)
+        with branch_forward(model):  # the branches themselves, or the merge check would compare a net to itself
+            graph = score_sets(model, sets, scale)
         merged_net = reparameterize(model).eval()
         merged = score_sets(merged_net, sets, scale)
     finally:

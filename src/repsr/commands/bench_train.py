@@ -1,0 +1,130 @@
+"""``repsr bench-train``: training cost per step of each family, fp32/bf16 x branch/merged forward.
+
+All setups are timed in one process, round-robin, best pass kept (:mod:`repsr.train.cost`), so
+the ratios hold even when the machine is not quiet. A BN family is timed in both phases of a run:
+before RepSR's switch (batch statistics, so branches whatever ``merged_forward`` says) and after it
+(frozen BN: branches, or one conv per block with ``train.merged_forward``). The run mean weighs the
+two by ``--switch``; BN-free families cost the same throughout.
+
+    repsr bench-train --archs repsr ecbsr plain --batch 16 --patch 48 --switch 0.5
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from dataclasses import dataclass
+
+import torch
+
+from repsr.errors import ReprError
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("bench-train", help="training step cost per family (fp32/bf16, branch/merged)",
+                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--archs", nargs="+", default=["repsr", "ecbsr", "plain"],
+                   help="families to time; the last is the reference of the ratios (default: repsr ecbsr plain)")
+    p.add_argument("--size", default="M4C16", help="network size MxCy (default M4C16)")
+    p.add_argument("--scale", type=int, default=4)
+    p.add_argument("--batch", type=int, default=16)
+    p.add_argument("--patch", type=int, default=48, help="LR patch side (default 48)")
+    p.add_argument("--switch", type=float, default=0.5, help="BN switch as a fraction of the run (default 0.5)")
+    p.add_argument("--reps", type=int, default=3, help="steps per timed pass (default 3)")
+    p.add_argument("--rounds", type=int, default=3, help="round-robin passes, best kept (default 3)")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's, one per core)")
+    p.add_argument("--compile", action="store_true", help="also time torch.compile'd steps (compiles take minutes)")
+    p.add_argument("--json", action="store_true", help="print the results as JSON")
+    p.set_defaults(run=run)
+
+
+@dataclass
+class Row:
+    """One family at one precision: ms per step in each phase and the run means."""
+
+    arch: str
+    precision: str
+    before_ms: float
+    after_branch_ms: float
+    after_merged_ms: float
+    mean_branch_ms: float = 0.0
+    mean_merged_ms: float = 0.0
+    ratio_branch: float = 0.0  # mean_branch_ms / the reference family's fp32 step
+    ratio: float = 0.0  # mean_merged_ms / the reference family's fp32 step
+
+
+def _setups(archs: list[str], model_kwargs: dict, compile_too: bool):
+    from repsr.config import ModelConfig
+    from repsr.train.cost import StepSetup, has_bn
+
+    setups, plan = {}, []
+    precisions = [("fp32", False, False), ("bf16", True, False)]
+    if compile_too:
+        precisions += [("fp32 compiled", False, True), ("bf16 compiled", True, True)]
+    for arch in archs:
+        model = ModelConfig(arch=arch, **model_kwargs)
+        bn = has_bn(model)
+        for label, bf16, comp in precisions:
+            key = f"{arch}|{label}"
+            setups[key + "|after_merged"] = StepSetup(model, bf16, merged=True, switched=True, compile=comp)
+            setups[key + "|after_branch"] = StepSetup(model, bf16, merged=False, switched=True, compile=comp)
+            if bn:
+                setups[key + "|before"] = StepSetup(model, bf16, merged=True, switched=False, compile=comp)
+            plan.append((arch, label, key, bn))
+    return setups, plan
+
+
+def run(args: argparse.Namespace) -> int:
+    from repsr.models import ARCHS, parse_preset
+    from repsr.train.cost import run_mean_ms, step_ms
+
+    unknown = [a for a in args.archs if a not in ARCHS or a in ("compact", "bicubic_pp")]
+    if unknown:
+        raise ReprError(f"--archs: '{unknown[0]}' is not a training-time VGG-style family")
+    if not 0.0 <= args.switch <= 1.0:
+        raise ReprError("--switch must lie in [0, 1]")
+    if min(args.batch, args.patch, args.reps, args.rounds, args.scale) < 1:
+        raise ReprError("--batch, --patch, --reps, --rounds and --scale must be >= 1")
+    try:
+        blocks, channels = parse_preset(args.size)
+    except ValueError as exc:
+        raise ReprError(f"--size: {exc}") from None
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    setups, plan = _setups(args.archs, {"scale": args.scale, "blocks": blocks, "channels": channels}, args.compile)
+    ms, warmup_s = step_ms(setups, args.batch, args.patch, args.reps, args.rounds)
+    rows = []
+    for arch, label, key, bn in plan:
+        after_b, after_m = ms[key + "|after_branch"], ms[key + "|after_merged"]
+        before = ms[key + "|before"] if bn else after_b
+        row = Row(arch, label, before, after_b, after_m)
+        row.mean_branch_ms = run_mean_ms(before, after_b, args.switch) if bn else after_b
+        row.mean_merged_ms = run_mean_ms(before, after_m, args.switch) if bn else after_m
+        rows.append(row)
+    # The reference's fp32 step, timed twice (branch and merged forward are the same convs for a plain
+    # net): the smaller is the less disturbed measurement.
+    ref_row = next(r for r in rows if r.arch == args.archs[-1] and r.precision == "fp32")
+    reference = min(ref_row.mean_branch_ms, ref_row.mean_merged_ms)
+    for row in rows:
+        row.ratio_branch = row.mean_branch_ms / reference
+        row.ratio = row.mean_merged_ms / reference
+    header = (f"M{blocks}C{channels} x{args.scale}, batch {args.batch}, LR patch {args.patch}, "
+              f"{torch.get_num_threads()} thread(s), best of {args.rounds} rounds x {args.reps} steps; "
+              f"run mean with the BN switch at {args.switch:g}")
+    if args.json:
+        print(json.dumps({"setup": header, "rows": [vars(r) for r in rows],
+                          "warmup_s": {k: round(v, 2) for k, v in warmup_s.items()}}, indent=1))
+        return 0
+    print(header)
+    ref = f"x {args.archs[-1]} fp32"
+    print(f"| family | precision | before switch (branches) | after switch, branches | after switch, merged "
+          f"| run mean, branches | {ref} | run mean, merged | {ref} |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        print(f"| {r.arch} | {r.precision} | {r.before_ms:.1f} | {r.after_branch_ms:.1f} | {r.after_merged_ms:.1f} "
+              f"| {r.mean_branch_ms:.1f} | {r.ratio_branch:.2f} | {r.mean_merged_ms:.1f} | {r.ratio:.2f} |")
+    print("ms per training step (forward, L1, backward, Adam); BN-free families have no 'before' phase.")
+    if args.compile:
+        slowest = max((v, k) for k, v in warmup_s.items() if "compiled" in k)
+        print(f"compile + warm-up: up to {slowest[0]:.0f} s per setup ({slowest[1]})")
+    return 0
