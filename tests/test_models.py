@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+import torch.nn.functional as F
 from helpers import randomize
 
 import repsr
@@ -204,3 +205,44 @@ def test_default_init_is_kept_on_request_and_is_why_the_tail_is_zeroed():
     x = torch.rand(4, 3, 12, 12)
     residual = model(x) - torch.nn.functional.interpolate(x, scale_factor=2, mode="nearest")
     assert residual.std().item() > 0.3  # a BN-normalised expansion squeezed to a unit-scale residual
+
+
+def _to_backbone_layout(state: dict) -> dict:
+    """SRVGGNetCompact keys -> ETDS's plain ECBSR keys (``body.{2i+p}`` -> ``backbone.{i}.{p}``)."""
+    out = {}
+    for key, value in state.items():
+        _, index, kind = key.split(".")
+        out[f"backbone.{int(index) // 2}.{int(index) % 2}.{kind}"] = value
+    return out
+
+
+def test_plain_ecbsr_backbone_layout_loads_as_compact(tmp_path):
+    merged = repsr.reparameterize(_net("ecbsr", 3, dtype=torch.float32).eval())
+    path = tmp_path / "peer.pth"
+    torch.save(_to_backbone_layout(merged.state_dict()), path)
+    loaded = repsr.load_model(path)
+    assert isinstance(loaded, CompactSR) and loaded.config.scale == 3 and loaded.config.channels == 8
+    x = _x((9, 7), torch.float32)
+    torch.testing.assert_close(loaded(x), merged(x), atol=0, rtol=0)
+    broken = _to_backbone_layout(merged.state_dict())
+    broken.pop("backbone.1.1.weight")  # a PReLU missing: not this layout
+    torch.save(broken, path)
+    with pytest.raises(WeightsError, match="unrecognised weights layout"):
+        repsr.load_model(path)
+
+
+@pytest.mark.parametrize("scale,params", [(2, 11_548), (3, 13_723), (4, 16_768)])
+def test_etds_peer_files_load_and_match_their_own_forward(peers_dir, scale, params):
+    """ETDS's forward, written from its layout: conv/PReLU stack, + input repeated per sub-pixel, shuffle."""
+    raw = torch.load(peers_dir / f"etds_ecbsr_m4c16_x{scale}.pth", weights_only=True)
+    model = repsr.load_model(peers_dir / f"etds_ecbsr_m4c16_x{scale}.pth")
+    assert sum(p.numel() for p in model.parameters()) == params
+    x = torch.rand(1, 3, 11, 9, generator=torch.Generator().manual_seed(0))
+    y = x
+    for i in range(5):
+        y = F.prelu(F.conv2d(y, raw[f"backbone.{i}.0.weight"], raw[f"backbone.{i}.0.bias"], padding=1),
+                    raw[f"backbone.{i}.1.weight"])
+    y = F.conv2d(y, raw["backbone.5.0.weight"], raw["backbone.5.0.bias"], padding=1)
+    ref = F.pixel_shuffle(y + x.repeat_interleave(scale * scale, dim=1), scale)
+    with torch.no_grad():
+        torch.testing.assert_close(model(x), ref, atol=1e-6, rtol=1e-6)

@@ -86,3 +86,35 @@ def test_crops_are_aligned_to_the_exact_hr_pixel_without_augmentation():
     pair = ImagePair(hr, np.ascontiguousarray(hr[::3, ::3]), "random")
     lr_patch, hr_patch = PatchBatches([pair], 3, 8, 16, augment=False)[0]
     assert torch.equal(hr_patch[:, :, ::3, ::3], lr_patch)
+
+
+def _sized_pairs(sides: list[int], scale: int = 2) -> list[ImagePair]:
+    """Images of uniform value ``i`` so a patch tells which image it came from."""
+    pairs = []
+    for i, side in enumerate(sides):
+        lr = np.full((side, side, 3), i, dtype=np.uint8)
+        pairs.append(ImagePair(np.ascontiguousarray(lr.repeat(scale, 0).repeat(scale, 1)), lr, f"img{i}"))
+    return pairs
+
+
+def test_area_sampling_draws_images_in_proportion_to_their_patch_positions():
+    pairs = _sized_pairs([8, 8, 71])  # patch 8: 1, 1 and 64^2 = 4096 positions
+    ds = PatchBatches(pairs, 2, 8, 64, seed=3, sampling="area")
+    drawn = np.concatenate([ds[i][0][:, 0, 0, 0].numpy() for i in range(40)])
+    share_large = np.mean(drawn == 2)
+    assert share_large > 0.99  # expected 4096 / 4098
+    uniform = PatchBatches(pairs, 2, 8, 64, seed=3)
+    drawn = np.concatenate([uniform[i][0][:, 0, 0, 0].numpy() for i in range(40)])
+    assert abs(np.mean(drawn == 2) - 1 / 3) < 0.05
+
+
+def test_area_sampling_is_deterministic_and_splits_ranks_like_one_process():
+    pairs = _sized_pairs([10, 20, 30])
+    a = PatchBatches(pairs, 2, 8, 6, seed=1, sampling="area")
+    b = PatchBatches(pairs, 2, 8, 6, seed=1, sampling="area")
+    assert all(torch.equal(x, y) for x, y in zip(a[5], b[5], strict=True))
+    halves = [PatchBatches(pairs, 2, 8, 3, seed=1, rank=r, world_size=2, sampling="area")[5] for r in range(2)]
+    for k in range(2):
+        assert torch.equal(torch.cat([h[k] for h in halves]), a[5][k])
+    with pytest.raises(ValueError, match="sampling"):
+        PatchBatches(pairs, 2, 8, 6, sampling="pixels")

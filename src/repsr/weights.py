@@ -2,14 +2,17 @@
 
 repsr's own format is safetensors with the :class:`ModelConfig` as JSON in the metadata, so a file
 rebuilds its own network (training-time or merged) without any side information. Foreign files
-are read without unpickling code: ``.pth`` only through ``torch.load(weights_only=True)``. Two
-foreign layouts are recognised by their keys: Real-ESRGAN's SRVGGNetCompact (``params`` /
-``params_ema``; PReLU variant) and the official Bicubic++ release (``conv0`` ... ``conv_out``).
+are read without unpickling code: ``.pth`` only through ``torch.load(weights_only=True)``. Three
+foreign layouts are recognised by their keys, the way spandrel detects architectures: Real-ESRGAN's
+SRVGGNetCompact (``params`` / ``params_ema``; PReLU variant), the merged plain ECBSR nets that ETDS
+publishes (``backbone.{i}.0`` conv / ``backbone.{i}.1`` PReLU: the same network, renamed) and the
+official Bicubic++ release (``conv0`` ... ``conv_out``).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import re
 from pathlib import Path
 
 import torch
@@ -63,6 +66,31 @@ def infer_compact_config(state: dict[str, Tensor]) -> ModelConfig:
                        in_channels=in_ch)
 
 
+_BACKBONE_KEY = re.compile(r"backbone\.(\d+)\.([01])\.(weight|bias)")
+
+
+def is_backbone_layout(state: dict[str, Tensor]) -> bool:
+    """A merged plain ECBSR (ETDS's release): ``backbone.{i}.0`` convs, ``backbone.{i}.1`` PReLUs, last conv alone."""
+    if not state or not all(_BACKBONE_KEY.fullmatch(k) for k in state):
+        return False
+    last = max(int(_BACKBONE_KEY.fullmatch(k).group(1)) for k in state)  # type: ignore[union-attr]
+    prelus = [f"backbone.{i}.1.weight" for i in range(last)]
+    return all(k in state and state[k].dim() == 1 for k in prelus) and f"backbone.{last}.1.weight" not in state
+
+
+def backbone_to_compact(state: dict[str, Tensor]) -> dict[str, Tensor]:
+    """Rename ``backbone.{i}.0`` -> ``body.{2i}`` and ``backbone.{i}.1`` -> ``body.{2i+1}`` (SRVGGNetCompact).
+
+    The networks are the same function: conv3x3 + PReLU stack, last conv, pixel shuffle, and an
+    input repeated per output sub-pixel before the shuffle, which is nearest-neighbour upsampling.
+    """
+    renamed = {}
+    for key, value in state.items():
+        index, part, kind = _BACKBONE_KEY.fullmatch(key).groups()  # type: ignore[union-attr]
+        renamed[f"body.{2 * int(index) + int(part)}.{kind}"] = value
+    return renamed
+
+
 def infer_bicubic_pp_config(state: dict[str, Tensor]) -> ModelConfig:
     """Config of an official-layout Bicubic++ state dict (width, scale, biases)."""
     conv0, out = state["conv0.weight"], state["conv_out.weight"]
@@ -87,7 +115,7 @@ def _read_pth(path: Path) -> dict[str, Tensor]:
                 break
     if not isinstance(obj, dict) or not all(isinstance(v, Tensor) for v in obj.values()):
         raise WeightsError(f"{path}: no state dict of tensors inside")
-    return obj
+    return backbone_to_compact(obj) if is_backbone_layout(obj) else obj
 
 
 def _config_for_foreign(path: Path, state: dict[str, Tensor]) -> ModelConfig:
@@ -95,7 +123,8 @@ def _config_for_foreign(path: Path, state: dict[str, Tensor]) -> ModelConfig:
         return infer_compact_config(state)
     if "conv0.weight" in state and "conv_out.weight" in state:
         return infer_bicubic_pp_config(state)
-    raise WeightsError(f"{path}: unrecognised weights layout (not repsr, SRVGGNetCompact or Bicubic++)")
+    raise WeightsError(f"{path}: unrecognised weights layout (not repsr, SRVGGNetCompact, ECBSR backbone or "
+                       "Bicubic++)")
 
 
 def load_state(path: str | Path) -> tuple[ModelConfig, dict[str, Tensor], dict[str, str]]:

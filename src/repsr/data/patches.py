@@ -102,10 +102,19 @@ class PatchBatches(torch.utils.data.Dataset):
     """
 
     def __init__(self, pairs: list[ImagePair], scale: int, patch_size: int, batch_size: int, seed: int = 0,
-                 rank: int = 0, world_size: int = 1, augment: bool = True, stream: int = 0) -> None:
+                 rank: int = 0, world_size: int = 1, augment: bool = True, stream: int = 0,
+                 sampling: str = "image") -> None:
+        if sampling not in ("image", "area"):
+            raise ValueError(f"sampling must be 'image' or 'area', not {sampling!r}")
         self.pairs, self.scale, self.patch, self.batch = pairs, scale, patch_size, batch_size
         self.seed, self.rank, self.world, self.augment, self.stream = seed, rank, world_size, augment, stream
+        self.sampling = sampling
         self._perms: dict[int, np.ndarray] = {}
+        # "area": an image is drawn with probability proportional to its patch positions, so a set of
+        # 2-megapixel photos is not sampled as often as one of 0.1-megapixel crops per pixel it holds
+        positions = np.array([(p.lr.shape[0] - patch_size + 1) * (p.lr.shape[1] - patch_size + 1) for p in pairs],
+                             dtype=np.float64)
+        self._cumulative = np.cumsum(positions) / positions.sum()
 
     def __len__(self) -> int:
         return 2**62  # unbounded: indexed by iteration
@@ -134,10 +143,14 @@ class PatchBatches(torch.utils.data.Dataset):
         global_batch = self.batch * self.world
         draws = np.random.default_rng([self.seed, self.stream, 0, int(index)]).random((global_batch, 3))
         first = int(index) * global_batch + self.rank * self.batch
+        if self.sampling == "area":  # a stream of its own: "image" batches stay what they always were
+            picks = np.random.default_rng([self.seed, self.stream, 2, int(index)]).random(global_batch)
+            chosen = np.minimum(np.searchsorted(self._cumulative, picks, side="right"), len(self.pairs) - 1)
         lrs, hrs = [], []
         for j in range(self.batch):
-            pair = self.pairs[self._image_index(first + j)]
-            lr, hr = self._crop(pair, draws[self.rank * self.batch + j])
+            k = self.rank * self.batch + j
+            pair = self.pairs[int(chosen[k]) if self.sampling == "area" else self._image_index(first + j)]
+            lr, hr = self._crop(pair, draws[k])
             lrs.append(lr)
             hrs.append(hr)
         return _stack(lrs), _stack(hrs)

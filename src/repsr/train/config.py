@@ -31,6 +31,10 @@ class DataConfig:
     # Pillow bicubic + JPEG (Bicubic++'s setting, SPEC §3).
     degradation: Literal["bicubic", "ntire"] = "bicubic"
     jpeg_quality: int = 90
+    # Which image a patch comes from: "image" = every image equally often (one patch per image per
+    # epoch, BasicSR's way, right for sets of similar sizes), "area" = in proportion to the image's
+    # area (right when small crops and multi-megapixel photos are mixed).
+    sampling: Literal["image", "area"] = "image"
     # DataLoader worker processes; 0 = in-process (best on a 2-core CPU, where workers steal compute).
     workers: int = 0
     # Validate on at most this many images per set (None = all): keeps validation cheap in smoke runs.

@@ -106,7 +106,7 @@ class Trainer:
         c = self.config
         pairs = load_pairs(c.data.train, c.model.scale, c.train.patch_size, c.data.degradation, c.data.jpeg_quality)
         return PatchBatches(pairs, c.model.scale, c.train.patch_size, c.train.batch_size, c.seed,
-                            self.info.rank, self.info.world_size)
+                            self.info.rank, self.info.world_size, sampling=c.data.sampling)
 
     def _loader(self, start: int, stop: int) -> torch.utils.data.DataLoader:
         workers = self.config.data.workers
@@ -120,7 +120,7 @@ class Trainer:
             return
         c = self.config
         calib = PatchBatches(self.data.pairs, c.model.scale, c.train.patch_size, c.train.batch_size, c.seed,
-                             self.info.rank, self.info.world_size, stream=1)
+                             self.info.rank, self.info.world_size, stream=1, sampling=c.data.sampling)
         batches = None if c.train.bn_calib_batches == 0 else (
             to_float(calib[k][0], self.device, self.cuda and c.train.channels_last)
             for k in range(c.train.bn_calib_batches))
