@@ -2,12 +2,12 @@
 # Short runs (RepSR M4C16 x4, 3,000 iterations) that fix the shipped-model recipe (docs/models.md):
 #   amp_bf16 vs amp_fp32: bf16 autocast must not change what is learned (docs/training.md);
 #   amp_bf16 vs area_bf16: patch sampling per image or per area, chosen on held-out training images.
-# One job at a time (two cores). Run from the repository root with ../shared/data present.
+# One job at a time, one torch thread (other work shared the two cores). Run from the repository root with ../shared/data present.
 set -euo pipefail
 python experiments/holdout_split.py
 train_sets='[runs/data/train/T91,runs/data/train/BSD200,runs/data/train/BSD200test,runs/data/train/DIV2K100LR,runs/data/train/RealSR16]'
 common=(model.scale=4 train.iters=3000 train.batch_size=16 train.patch_size=48 train.lr=5e-4 train.bn_switch=0.5
-        train.bn_calib_batches=50 train.val_every=1000 train.ckpt_every=500 train.log_every=250
+        train.bn_calib_batches=50 train.threads=1 train.val_every=1000 train.ckpt_every=500 train.log_every=250
         "data.train=$train_sets" 'data.val=[runs/data/holdout]')
 run() {  # name overrides...
   repsr train configs/repsr.yaml --set "${common[@]}" "${@:2}" output=runs/recipe/"$1" > runs/recipe-"$1".log 2>&1
