@@ -10,6 +10,13 @@ from pathlib import Path
 from repsr.errors import OutputError
 
 
+def why_unwritable(exc: OSError) -> str:
+    """The reason in words; ``mkdir`` through a regular file says "File exists", which misleads."""
+    if isinstance(exc, (FileExistsError, NotADirectoryError)):
+        return "a part of the path is a file, not a folder"
+    return exc.strerror or str(exc)
+
+
 def atomic_write(path: str | Path, write: Callable[[str], object], suffix: str = ".tmp") -> None:
     """Call ``write(tmp_path)`` then rename onto ``path``: a crash never leaves a half file.
 
@@ -25,7 +32,7 @@ def atomic_write(path: str | Path, write: Callable[[str], object], suffix: str =
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
     except OSError as exc:
-        raise OutputError(f"{path}: cannot write ({exc.strerror or exc})") from None
+        raise OutputError(f"{path}: cannot write ({why_unwritable(exc)})") from None
     os.close(fd)
     try:
         write(tmp)
@@ -36,7 +43,7 @@ def atomic_write(path: str | Path, write: Callable[[str], object], suffix: str =
         os.replace(tmp, path)
     except OSError as exc:
         Path(tmp).unlink(missing_ok=True)
-        raise OutputError(f"{path}: cannot write ({exc.strerror or exc})") from None
+        raise OutputError(f"{path}: cannot write ({why_unwritable(exc)})") from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise

@@ -21,6 +21,7 @@ import av
 import numpy as np
 import torch
 
+from repsr.atomic import why_unwritable
 from repsr.errors import OutputError, ReprError
 from repsr.imageio import resize_to
 from repsr.inference import Upscaler, as_upscaler, upscale_tiled
@@ -135,7 +136,7 @@ def upscale_video(upscaler: Upscaler, source: Path, target: Path, opts: UpscaleO
             try:
                 out = av.open(str(tmp), "w")
             except OSError as exc:
-                raise OutputError(f"{target}: cannot write ({exc.strerror or exc})") from None
+                raise OutputError(f"{target}: cannot write ({why_unwritable(exc)})") from None
             with out, subtask(progress, source.name, total, "fps") as tick:
                 result = _transcode(upscaler, inp, out, target, opts, tick)
         os.replace(tmp, target)
@@ -143,7 +144,7 @@ def upscale_video(upscaler: Upscaler, source: Path, target: Path, opts: UpscaleO
     except av.FFmpegError as exc:
         raise ReprError(f"{source}: video error ({exc.strerror or type(exc).__name__})") from None
     except OSError as exc:  # creating the folder or renaming the finished file
-        raise OutputError(f"{target}: cannot write ({exc.strerror or exc})") from None
+        raise OutputError(f"{target}: cannot write ({why_unwritable(exc)})") from None
     finally:
         with contextlib.suppress(OSError):  # nothing was created where nothing can be written
             tmp.unlink(missing_ok=True)

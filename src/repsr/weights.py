@@ -88,9 +88,13 @@ def safe_torch_load(path: str | Path, what: str = "weights file") -> object:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many untyped errors for bad files
         size = path.stat().st_size if path.is_file() else 0
+        with open(path, "rb") as f:
+            head = f.read(4)
         text = (str(exc).strip().splitlines() or [""])[0].split(". ")[0]
         if size == 0:
             why = f"{what} is empty (0 bytes: its write was interrupted)"
+        elif head != b"PK\x03\x04" and head[:1] != b"\x80":  # neither a zip nor a legacy pickle
+            why = f"{what} is not a PyTorch file ({size:,} bytes)"
         elif "Weights only load failed" in text:
             why = f"{what} holds pickled Python objects, not only tensors; refusing to unpickle it"
         elif isinstance(exc, (EOFError, OSError)) or "zip archive" in text or "central directory" in text:

@@ -18,7 +18,7 @@ import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from repsr.atomic import atomic_write, remove_stale_temps
+from repsr.atomic import atomic_write, remove_stale_temps, why_unwritable
 from repsr.errors import OutputError, ReprError
 from repsr.reparam.convert import reparameterize
 from repsr.train.checkpoint import load_checkpoint, save_checkpoint, set_rng_state
@@ -44,7 +44,7 @@ def prepare_output(output: Path, config_yaml: str) -> None:
     try:
         (output / "checkpoints").mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise OutputError(f"{output}: cannot create the output folder ({exc.strerror or exc})") from None
+        raise OutputError(f"{output}: cannot create the output folder ({why_unwritable(exc)})") from None
     for name in RUN_FILES:
         remove_stale_temps(output / name)
     atomic_write(output / "config.yaml", lambda tmp: Path(tmp).write_text(config_yaml))
