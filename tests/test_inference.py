@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
 import repsr
 from repsr.errors import ReprError
-from repsr.inference import TorchUpscaler, receptive_radius, resolve_device, super_resolve, upscale_tiled
+from repsr.imageio import LoadedImage, from_array, read_image
+from repsr.inference import (
+    TorchUpscaler,
+    plan_tiles,
+    receptive_radius,
+    resolve_device,
+    super_resolve,
+    upscale_tiled,
+    upscale_to_pixels,
+)
 
 
 def _merged(scale: int, blocks: int = 4, channels: int = 16, seed: int = 0) -> torch.nn.Module:
@@ -75,3 +85,65 @@ def test_non_finite_output_is_recomputed_with_the_fp32_copy() -> None:
     out = upscaler(x)
     assert torch.isfinite(out).all()
     torch.testing.assert_close(out, super_resolve(good, x))
+
+
+def _image(h: int, w: int, channels: int = 3, seed: int = 3) -> LoadedImage:
+    return from_array(np.random.default_rng(seed).integers(0, 256, (h, w, channels), dtype=np.uint8))
+
+
+@pytest.mark.parametrize("tile, pad, align", [(7, 3, 1), (8, 0, 1), (5, 4, 2), (64, 6, 1)])
+def test_tiles_cover_every_pixel_exactly_once_with_their_context(tile: int, pad: int, align: int) -> None:
+    h, w = 23, 17
+    count = np.zeros((h, w), int)
+    padded = -(-pad // align) * align  # context rounded up to the alignment, cut at the image border
+    for t in plan_tiles(h, w, tile, pad, align):
+        count[t.rows, t.cols] += 1
+        assert t.context_rows == slice(max(t.rows.start - padded, 0), min(t.rows.stop + padded, h))
+        assert t.context_cols == slice(max(t.cols.start - padded, 0), min(t.cols.stop + padded, w))
+        assert t.rows.start % align == 0 and t.cols.start % align == 0
+    assert (count == 1).all()
+
+
+def test_tiled_pixels_never_run_the_network_on_more_than_one_padded_tile() -> None:
+    """The memory bound: the network only ever sees tile + 2 * pad pixels per side, whatever the image."""
+    model = _merged(scale=2, blocks=1, channels=4)
+    seen: list[tuple[int, ...]] = []
+
+    def spy(x: torch.Tensor) -> torch.Tensor:
+        seen.append(tuple(x.shape))
+        return super_resolve(model, x)
+
+    spy.scale, spy.radius, spy.align = 2, 3, 1  # type: ignore[attr-defined]
+    image = _image(50, 41)
+    out = np.zeros((100, 82, 3), np.uint8)
+    upscale_to_pixels(spy, image, out, tile=16)
+    assert len(seen) == 4 * 3 and max(max(s[2:]) for s in seen) <= 16 + 2 * 3
+    assert out.any()
+
+
+def test_tiled_uint8_output_differs_from_untiled_by_at_most_one_level_rarely(data_dir) -> None:
+    """The stated bound (README): float rounding of differently blocked convolution sums can move a
+    value sitting on a rounding boundary by one level, never more, and only a few per million."""
+    model = _merged(scale=4)
+    image = read_image(data_dir / "Set14" / "LR_bicubic" / "X4" / "baboonx4.png")
+    w, h = image.size
+    outs = {}
+    for tile in (0, 16, 40):
+        outs[tile] = np.zeros((4 * h, 4 * w, 3), np.uint8)
+        upscale_to_pixels(model, image, outs[tile], tile=tile)
+    for tile in (16, 40):
+        diff = np.abs(outs[tile].astype(int) - outs[0])
+        assert diff.max() <= 1 and np.count_nonzero(diff) <= 1e-4 * diff.size
+
+
+def test_gray_output_is_the_mean_of_the_network_colour_and_fills_a_channel_view() -> None:
+    model = _merged(scale=2, blocks=1, channels=4)
+    image = _image(9, 7, channels=4)
+    out = np.full((18, 14, 4), 7, np.uint8)
+    upscale_to_pixels(model, image, out[:, :, :3], tile=4)
+    full = super_resolve(model, torch.from_numpy(image.colour()).permute(2, 0, 1)[None])[0]
+    expect = np.rint(full.permute(1, 2, 0).numpy() * 255)
+    assert np.abs(out[:, :, :3].astype(int) - expect).max() <= 1 and (out[:, :, 3] == 7).all()
+    gray = np.zeros((18, 14, 1), np.uint8)
+    upscale_to_pixels(model, image, gray)
+    assert np.abs(gray[:, :, 0].astype(int) - np.rint(full.mean(0).numpy() * 255)).max() <= 1

@@ -73,3 +73,13 @@ def test_merge_cli_bad_input_is_one_line_error(tmp_path):
     assert result.returncode == 2
     assert result.stderr.startswith("error: ") and result.stderr.count("\n") == 1
     assert "Traceback" not in result.stderr
+
+
+def test_merge_into_an_unwritable_place_is_one_line_error(tmp_path, trained, capsys):
+    """A path under a regular file stands in for a read-only folder (mkstemp used to raise)."""
+    _, path = trained
+    (tmp_path / "blocker").write_text("a file")
+    for name in ("m.safetensors", "m.onnx"):
+        assert main(["merge", str(path), "-o", str(tmp_path / "blocker" / name)]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith("error:") and "cannot write" in err[0]

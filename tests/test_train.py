@@ -155,3 +155,42 @@ def test_fp16_autocast_is_refused_on_cpu(tiny_set, tmp_path):
 
     with pytest.raises(ReprError, match="fp16 runs on CUDA only"):
         train(tiny_config(tiny_set, tmp_path, "train.amp=fp16", "train.device=cpu"))
+
+
+def test_a_run_killed_after_the_switch_logs_it_once_and_says_where_it_resumes(tiny_set, tmp_path, capsys):
+    """Killed between the switch (iteration 15) and the next checkpoint, then resumed from 15.
+
+    The iterations after the checkpoint run again; their records (the switch, a validation)
+    must not be logged twice, and the temporary file of the interrupted write is removed.
+    """
+    out = tmp_path / "run"
+    config = tiny_config(tiny_set, out)
+    ckpt = out / "checkpoints" / "latest.pt"
+    train(config, stop_at=15)  # its checkpoint at 15 is taken just before the switch of iteration 15
+    at_15 = ckpt.read_bytes()
+    train(config, resume=True, stop_at=20)  # switches, validates and checkpoints at 20
+    ckpt.write_bytes(at_15)  # as if killed before the checkpoint at 20 was written ...
+    stale = ckpt.with_name(".latest.pt.k1ll3d.tmp")
+    stale.write_bytes(b"")  # ... in the middle of writing it
+    capsys.readouterr()
+    train(config, resume=True)
+    assert "resuming from iteration 15" in capsys.readouterr().err
+    records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [r["iter"] for r in records if r["kind"] == "bn_switch"] == [15]
+    assert [r["iter"] for r in records if r["kind"] == "val"] == [15, ITERS]
+    assert not stale.exists()
+
+
+def test_a_cut_off_checkpoint_is_named_as_such(tmp_path):
+    from repsr.errors import ReprError
+    from repsr.train.checkpoint import load_checkpoint, save_checkpoint
+
+    path = tmp_path / "latest.pt"
+    save_checkpoint(path, {"iteration": 3, "model": {"w": torch.zeros(256)}})
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(ReprError, match=r"checkpoint is truncated or corrupt \([\d,]+ bytes"):
+        load_checkpoint(path)
+    path.write_bytes(b"")
+    with pytest.raises(ReprError, match="checkpoint is empty"):
+        load_checkpoint(path)

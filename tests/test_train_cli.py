@@ -82,3 +82,11 @@ def test_ddp_two_gloo_processes_match_one_process_with_the_global_batch(tiny_set
     assert a["iteration"] == b["iteration"] == 4 and a["bn_switch"]["switched"]
     for key, value in b["model"].items():  # few steps: Adam amplifies rounding noise in tiny gradients
         torch.testing.assert_close(a["model"][key], value, atol=1e-5, rtol=1e-5, msg=key)
+
+
+def test_an_unwritable_output_is_one_line(tiny_set, tmp_path):
+    """A path under a regular file stands in for a read-only place (TensorBoard used to raise)."""
+    (tmp_path / "blocker").write_text("a file, not a folder")
+    result = repsr("configs/repsr.yaml", *overrides(tiny_set, tmp_path / "blocker" / "run", "train.iters=2"))
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    assert result.stderr.strip().count("\n") == 0 and "cannot create the output folder" in result.stderr

@@ -11,6 +11,7 @@ import torch
 
 import repsr
 from repsr import cli
+from repsr import upscale as pipeline
 
 
 @pytest.fixture(autouse=True)
@@ -106,3 +107,115 @@ def test_user_errors_are_one_line(argv: list[str], message: str, model_file: Pat
     assert cli.main(["upscale", *args]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error:") and message in err[0]
+
+
+def _upscale(*argv: str) -> int:
+    return cli.main(["upscale", *argv])
+
+
+def _one_error(capsys: pytest.CaptureFixture[str], *words: str) -> str:
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    lines = [line for line in err.strip().splitlines() if line.startswith("error:")]
+    assert len(lines) == 1, err
+    assert all(w in lines[0] for w in words), lines[0]
+    return lines[0]
+
+
+def test_two_inputs_with_one_output_name_are_refused_before_any_work(model_file: Path, tmp_path: Path,
+                                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    """`a.png a.jpg --ext png` once wrote one file and reported "upscaled 2 of 2"."""
+    for name in ("a.png", "a.jpg"):
+        _write(tmp_path / name, np.full((4, 4, 3), 9, np.uint8))
+    out = tmp_path / "out"
+    code = _upscale(str(tmp_path / "a.png"), str(tmp_path / "a.jpg"), "-o", str(out), "--ext", "png",
+                    "--model", str(model_file))
+    assert code == 2
+    _one_error(capsys, "a.png", "a.jpg", "both be written")
+    assert not out.exists()
+
+
+def test_an_output_that_would_replace_another_input_is_refused(model_file: Path, tmp_path: Path,
+                                                               capsys: pytest.CaptureFixture[str]) -> None:
+    for name in ("a.png", "a.jpg"):
+        _write(tmp_path / name, np.full((4, 4, 3), 9, np.uint8))
+    before = (tmp_path / "a.png").read_bytes()
+    code = _upscale(str(tmp_path / "a.jpg"), str(tmp_path / "a.png"), "-o", str(tmp_path), "--ext", "png",
+                    "--model", str(model_file))
+    assert code == 2
+    _one_error(capsys, "overwrite the input")
+    assert (tmp_path / "a.png").read_bytes() == before
+
+
+def test_an_output_folder_inside_the_input_folder_is_not_upscaled_again(model_file: Path, tmp_path: Path) -> None:
+    src = tmp_path / "photos"
+    _write(src / "x.png", np.full((4, 4, 3), 9, np.uint8))
+    for _ in range(2):
+        assert _upscale(str(src), "-o", str(src / "up"), "--model", str(model_file)) == 0
+    assert sorted(p.relative_to(src).as_posix() for p in src.rglob("*.png")) == ["up/x.png", "x.png"]
+
+
+@pytest.mark.parametrize("source, target", [("clip.mp4", "clip.png"), ("a.png", "a.mp4")])
+def test_a_video_written_as_an_image_or_the_reverse_is_refused(source: str, target: str, model_file: Path,
+                                                               tmp_path: Path,
+                                                               capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / source).write_bytes(b"not decoded: refused before any work")
+    assert _upscale(str(tmp_path / source), "-o", str(tmp_path / "out" / target), "--model", str(model_file)) == 2
+    _one_error(capsys, "cannot be written as")
+    assert not (tmp_path / "out").exists()
+
+
+def test_an_unwritable_output_is_a_one_line_error(model_file: Path, tmp_path: Path,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    """A path under a regular file stands in for a read-only place (no root tricks needed)."""
+    _write(tmp_path / "a.png", np.full((4, 4, 3), 9, np.uint8))
+    (tmp_path / "blocker").write_text("a file, not a folder")
+    assert _upscale(str(tmp_path / "a.png"), "-o", str(tmp_path / "blocker" / "a.png"), "--model", str(model_file)) == 1
+    _one_error(capsys, "cannot write")
+    assert not list(tmp_path.glob(".*"))
+
+
+def test_a_scale_without_a_shipped_model_says_what_it_does(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    _write(tmp_path / "a.png", np.random.default_rng(0).integers(0, 255, (6, 8, 3), dtype=np.uint8))
+    assert _upscale(str(tmp_path / "a.png"), "-o", str(tmp_path / "a5.png"), "-s", "5") == 0
+    note = [line for line in capsys.readouterr().err.splitlines() if line.startswith("note:")]
+    assert len(note) == 1 and "no shipped x5 model" in note[0] and "x4" in note[0] and "resized" in note[0]
+    assert cv2.imread(str(tmp_path / "a5.png")).shape == (30, 40, 3)
+
+
+def test_what_a_format_cannot_keep_is_announced(model_file: Path, tmp_path: Path,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    rng = np.random.default_rng(0)
+    _write(tmp_path / "in" / "rgba.png", rng.integers(0, 255, (5, 6, 4), dtype=np.uint8))
+    _write(tmp_path / "in" / "deep.png", rng.integers(0, 65535, (5, 6, 3), dtype=np.uint16))
+    _write(tmp_path / "in" / "plain.png", rng.integers(0, 255, (5, 6, 3), dtype=np.uint8))
+    assert _upscale(str(tmp_path / "in"), "-o", str(tmp_path / "out"), "--ext", "jpg", "--model", str(model_file)) == 0
+    warnings = [line for line in capsys.readouterr().err.splitlines() if line.startswith("warning:")]
+    assert len(warnings) == 2
+    assert any("rgba.png" in w and "alpha dropped" in w for w in warnings)
+    assert any("deep.png" in w and "8-bit" in w for w in warnings)
+
+
+def test_out_of_memory_suggests_a_smaller_tile_than_the_one_in_use(model_file: Path, tmp_path: Path,
+                                                                   capsys: pytest.CaptureFixture[str],
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    def exhausted(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("[enforce fail at alloc_cpu.cpp:117] DefaultCPUAllocator: can't allocate memory: "
+                           "you tried to allocate 4608000000 bytes. Error code 12 (Cannot allocate memory)")
+
+    monkeypatch.setattr(pipeline, "upscale_to_pixels", exhausted)
+    _write(tmp_path / "a.png", np.full((4, 4, 3), 9, np.uint8))
+    a, b = str(tmp_path / "a.png"), str(tmp_path / "b.png")
+    assert _upscale(a, "-o", b, "-t", "256", "--model", str(model_file)) == 1
+    _one_error(capsys, "out of memory with --tile 256", "try --tile 128")
+    assert _upscale(a, "-o", b, "--model", str(model_file)) == 1
+    _one_error(capsys, "out of memory", "try --tile 512")
+
+
+def test_a_single_tiled_image_reports_its_tiles(model_file: Path, tmp_path: Path,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    _write(tmp_path / "big.png", np.random.default_rng(0).integers(0, 255, (40, 36, 3), dtype=np.uint8))
+    assert _upscale(str(tmp_path / "big.png"), "-o", str(tmp_path / "out.png"), "-t", "8", "--model",
+                    str(model_file)) == 0
+    err = capsys.readouterr().err
+    assert "big.png (tiles)" in err and "25/25" in err  # 5 x 5 tiles of 8 px

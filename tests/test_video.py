@@ -68,3 +68,19 @@ def test_a_corrupt_video_is_reported_not_raised(tmp_path: Path, monkeypatch: pyt
     assert cli.main(["upscale", str(bad), "-o", str(tmp_path / "o"), "--model", str(model)]) == 1
     err = capsys.readouterr().err
     assert "error:" in err and "bad.mkv" in err and "Traceback" not in err
+
+
+def test_an_unwritable_video_output_is_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    """A path under a regular file stands in for a read-only place (two chained tracebacks before)."""
+    monkeypatch.setattr(cli, "COMMANDS", ("upscale",))
+    model = tmp_path / "x2.safetensors"
+    repsr.save_model(repsr.reparameterize(repsr.create_model("repsr", scale=2, blocks=1, channels=4,
+                                                             zero_init_tail=False).eval()), model)
+    clip = tmp_path / "clip.mp4"
+    _make_clip(clip, frames=2)
+    (tmp_path / "blocker").write_text("a file, not a folder")
+    for target in (tmp_path / "blocker" / "clip.mp4", tmp_path / "blocker" / "sub" / "clip.mp4"):
+        assert cli.main(["upscale", str(clip), "-o", str(target), "--model", str(model)]) == 1
+        err = capsys.readouterr().err
+        assert "Traceback" not in err and err.count("error:") == 1 and "cannot write" in err

@@ -20,3 +20,7 @@ class ImageError(ReprError):
 
 class WeightsError(ReprError):
     """A weights file that is missing, corrupt, unsafe or built for another model."""
+
+
+class OutputError(ReprError):
+    """A file or folder that cannot be written (read-only place, path under a file, full disk)."""

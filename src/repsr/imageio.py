@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+import cv2
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
@@ -22,18 +23,51 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
 Image.MAX_IMAGE_PIXELS = 40000 * 40000  # still a guard against decompression bombs, but for real photos
 
 
-@dataclass
+@dataclass(frozen=True)
 class LoadedImage:
-    """An image split into what the network sees and what is carried around it."""
+    """A decoded image, kept in its own integer pixels; float views are made on demand.
 
-    rgb: np.ndarray  # float32, (H, W, 3), RGB in [0, 1]
-    alpha: np.ndarray | None  # float32, (H, W) in [0, 1], or None
-    gray: bool  # the source had a single colour channel
-    bit_depth: int  # 8 or 16
+    ``pixels`` is uint8 or uint16 (H, W, C) with C = 1 (gray), 2 (gray + alpha), 3 (RGB) or
+    4 (RGBA), as decoded. Float copies are four times larger than uint8, so a huge image is never
+    converted as a whole by the upscaler: it asks for windows with :meth:`colour`.
+    """
+
+    pixels: np.ndarray
+
+    @property
+    def gray(self) -> bool:
+        """The source had a single colour channel (written back as gray)."""
+        return self.pixels.shape[2] in (1, 2)
+
+    @property
+    def has_alpha(self) -> bool:
+        return self.pixels.shape[2] in (2, 4)
+
+    @property
+    def bit_depth(self) -> int:
+        return 16 if self.pixels.dtype == np.uint16 else 8
 
     @property
     def size(self) -> tuple[int, int]:
-        return self.rgb.shape[1], self.rgb.shape[0]
+        return self.pixels.shape[1], self.pixels.shape[0]
+
+    def colour(self, rows: slice = slice(None), cols: slice = slice(None)) -> np.ndarray:
+        """Float32 RGB in [0, 1], (h, w, 3), of a window (gray repeated into three channels)."""
+        window = self.pixels[rows, cols, :1 if self.gray else 3].astype(np.float32)
+        window /= 65535.0 if self.bit_depth == 16 else 255.0
+        return np.repeat(window, 3, axis=2) if self.gray else window
+
+    @property
+    def rgb(self) -> np.ndarray:
+        """The whole image as float32 RGB (H, W, 3) in [0, 1]; a new array on every access."""
+        return self.colour()
+
+    @property
+    def alpha(self) -> np.ndarray | None:
+        """Float32 alpha (H, W) in [0, 1], or None."""
+        if not self.has_alpha:
+            return None
+        return self.pixels[:, :, -1].astype(np.float32) / (65535.0 if self.bit_depth == 16 else 255.0)
 
 
 def _png_bit_depth(path: Path) -> int:
@@ -45,8 +79,6 @@ def _png_bit_depth(path: Path) -> int:
 
 
 def _read_with_opencv(path: Path) -> np.ndarray:
-    import cv2
-
     data = np.fromfile(str(path), dtype=np.uint8)
     img = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
     if img is None:
@@ -89,58 +121,95 @@ def read_image(path: str | Path) -> LoadedImage:
 
 
 def from_array(arr: np.ndarray, name: str = "<array>") -> LoadedImage:
-    """Split a uint8/uint16 array of shape (H, W), (H, W, 1|2|3|4) into colour and alpha."""
-    if arr.dtype == np.uint8:
-        depth, peak = 8, 255.0
-    elif arr.dtype == np.uint16:
-        depth, peak = 16, 65535.0
-    else:
+    """Wrap a uint8/uint16 array of shape (H, W) or (H, W, 1|2|3|4) without copying it."""
+    if arr.dtype not in (np.uint8, np.uint16):
         raise ImageError(f"{name}: unsupported pixel type {arr.dtype}")
     if arr.ndim == 2:
         arr = arr[:, :, None]
     if arr.ndim != 3 or arr.shape[2] not in (1, 2, 3, 4) or min(arr.shape[:2]) < 1:
         raise ImageError(f"{name}: unsupported image shape {arr.shape}")
-    x = arr.astype(np.float32) / peak
-    channels = x.shape[2]
-    gray = channels in (1, 2)
-    colour = np.repeat(x[:, :, :1], 3, axis=2) if gray else x[:, :, :3]
-    alpha = x[:, :, -1] if channels in (2, 4) else None
-    return LoadedImage(np.ascontiguousarray(colour), alpha, gray, depth)
+    return LoadedImage(arr)
 
 
-def to_array(rgb: np.ndarray, alpha: np.ndarray | None, gray: bool, bit_depth: int) -> np.ndarray:
-    """Quantise float RGB (+ alpha) in [0, 1] back to uint8/uint16, gray when the source was."""
+def quantize(x: np.ndarray, bit_depth: int) -> np.ndarray:
+    """Float in [0, 1] -> uint8/uint16 by rounding to nearest (values outside are clipped)."""
     peak, dtype = (65535.0, np.uint16) if bit_depth == 16 else (255.0, np.uint8)
-    colour = rgb.mean(axis=2, keepdims=True) if gray else rgb
-    planes = [colour] if alpha is None else [colour, alpha[:, :, None]]
-    x = np.concatenate(planes, axis=2)
-    out = np.clip(np.rint(x * peak), 0, peak).astype(dtype)
-    return out[:, :, 0] if out.shape[2] == 1 else out
+    y = np.multiply(x, peak, dtype=np.float32 if x.dtype == np.float32 else np.float64)
+    np.rint(y, out=y)  # one temporary, not three: this runs on whole network outputs
+    np.clip(y, 0, peak, out=y)
+    return y.astype(dtype)
 
 
-def write_image(path: str | Path, image: np.ndarray, quality: int = 95) -> None:
-    """Write a uint8/uint16 (H, W[, C]) RGB(A)/gray array; 16-bit needs PNG or TIFF."""
-    import cv2
+def resize_to(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Resize float (H, W[, C]) to ``size`` = (W, H): area filter down, bicubic up, clipped to [0, 1]."""
+    if image.shape[1] == size[0] and image.shape[0] == size[1]:
+        return image
+    smaller = size[0] < image.shape[1]
+    out = cv2.resize(image, size, interpolation=cv2.INTER_AREA if smaller else cv2.INTER_CUBIC)
+    return np.clip(out, 0.0, 1.0)
 
+
+def resize_pixels(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Resize uint8/uint16 (H, W[, C]) to ``size`` = (W, H) -> (H', W', C); same filters as :func:`resize_to`.
+
+    Works on the integers directly (OpenCV saturates): no float copy of a large image.
+    """
+    if image.ndim == 2:
+        image = image[:, :, None]
+    if image.shape[1] == size[0] and image.shape[0] == size[1]:
+        return image
+    smaller = size[0] < image.shape[1]
+    out = cv2.resize(image, size, interpolation=cv2.INTER_AREA if smaller else cv2.INTER_CUBIC)
+    return out.reshape(size[1], size[0], image.shape[2])
+
+
+def _to_bgr(image: np.ndarray, in_place: bool) -> np.ndarray:
+    """RGB(A) -> BGR(A) for OpenCV; gray + alpha -> BGRA (OpenCV encodes 1, 3 or 4 channels).
+
+    ``in_place`` swaps the channels of ``image`` itself, a band of rows at a time: OpenCV's own
+    in-place conversion still allocates a full-size temporary, which for a 24000x16000 output
+    is 1.15 GB.
+    """
+    if image.ndim == 2 or image.shape[2] == 1:
+        return image
+    if image.shape[2] == 2:
+        return np.concatenate([image[:, :, :1]] * 3 + [image[:, :, 1:]], axis=2)
+    code = cv2.COLOR_RGBA2BGRA if image.shape[2] == 4 else cv2.COLOR_RGB2BGR
+    if not (in_place and image.flags.c_contiguous):
+        return cv2.cvtColor(image, code)
+    band = max(1, (16 << 20) // max(1, image[0].nbytes))  # ~16 MB of rows at a time
+    for top in range(0, image.shape[0], band):
+        rows = image[top:top + band]
+        cv2.cvtColor(rows, code, dst=rows)
+    return image
+
+
+def write_image(path: str | Path, image: np.ndarray, quality: int = 95, reuse: bool = False) -> None:
+    """Write a uint8/uint16 (H, W[, C]) gray/gray+alpha/RGB/RGBA array; 16-bit needs PNG or TIFF.
+
+    OpenCV's encoder streams rows straight to the file (``imencode`` would hold the whole
+    compressed image in memory, twice). It wants BGR: ``reuse=True`` lets it reorder ``image``'s
+    channels in place instead of copying an output-sized array, for callers done with ``image``.
+    """
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix not in IMAGE_SUFFIXES:
         raise ImageError(f"{path}: unsupported output format '{suffix}'")
     if image.dtype == np.uint16 and suffix not in (".png", ".tif", ".tiff"):
         raise ImageError(f"{path}: 16-bit output needs .png or .tif")
-    bgr = image
-    if image.ndim == 3:
-        code = cv2.COLOR_RGBA2BGRA if image.shape[2] == 4 else cv2.COLOR_RGB2BGR
-        bgr = cv2.cvtColor(image, code)
+    bgr = _to_bgr(image, in_place=reuse)
     params: list[int] = []
     if suffix in (".jpg", ".jpeg"):
         params = [cv2.IMWRITE_JPEG_QUALITY, quality]
     elif suffix == ".webp":
         params = [cv2.IMWRITE_WEBP_QUALITY, quality]
-    ok, buf = cv2.imencode(suffix, bgr, params)
-    if not ok:
-        raise ImageError(f"{path}: cannot encode image as {suffix}")
-    try:
-        atomic_write(path, buf.tofile)
-    except OSError as exc:
-        raise ImageError(f"{path}: cannot write ({exc.strerror})") from None
+
+    def write(tmp: str) -> None:
+        try:
+            ok = cv2.imwrite(tmp, bgr, params)
+        except cv2.error as exc:
+            raise ImageError(f"{path}: cannot encode image as {suffix} ({str(exc).strip().splitlines()[-1]})") from None
+        if not ok:
+            raise ImageError(f"{path}: cannot encode image as {suffix}")
+
+    atomic_write(path, write, suffix=f".tmp{suffix}")

@@ -1,36 +1,38 @@
 """Upscaling files and folders of images (and videos, via :mod:`repsr.video`) with any upscaler.
 
-Why a pipeline around :func:`repsr.inference.upscale_tiled`: users hand over whole folders of
+Why a pipeline around :func:`repsr.inference.upscale_to_pixels`: users hand over whole folders of
 mixed images. Each file keeps what the network does not touch -- alpha is upscaled on its own
 (bicubic on the alpha plane, never through the net), a gray image is written back gray, 16-bit
 in gives 16-bit out -- and one bad file is reported in one line and skipped, never aborting
-the rest. Folders are walked recursively and their relative layout is kept under ``-o``.
+the rest. What a format cannot keep (alpha in JPEG, 16 bits in JPEG/WebP) is said, per file.
+Folders are walked recursively and their relative layout is kept under ``-o``; files inside the
+output folder are never inputs (an output folder inside the input folder is not re-upscaled on
+the next run). Output names are checked before any work: two inputs that would write the same
+file, or an output that would replace an input, are refused.
 """
 
 from __future__ import annotations
 
-import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
 import numpy as np
-import torch
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.progress import Progress
 
 from repsr.errors import ReprError
-from repsr.imageio import IMAGE_SUFFIXES, LoadedImage, read_image, to_array, write_image
-from repsr.inference import Upscaler, as_upscaler, upscale_tiled
+from repsr.imageio import IMAGE_SUFFIXES, LoadedImage, quantize, read_image, resize_pixels, write_image
+from repsr.inference import Upscaler, as_upscaler, plan_tiles, upscale_to_pixels
+from repsr.progress import progress_bar, say, subtask
+from repsr.video import VIDEO_SUFFIXES, is_video, upscale_video
 
 # A truncated file is reported once, by us, not also as a libpng warning.
 cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
 
-VIDEO_SUFFIXES = (".mp4", ".mkv", ".mov", ".webm", ".avi", ".m4v")
 EXTS = ("auto", "png", "jpg", "webp")
+NO_ALPHA = (".jpg", ".jpeg", ".bmp")  # formats that cannot store transparency
+DEEP = (".png", ".tif", ".tiff")  # formats that can store 16 bits per channel
 
 
 @dataclass(frozen=True)
@@ -51,14 +53,12 @@ class Job:
     target: Path
 
 
-def is_video(path: Path) -> bool:
-    return path.suffix.lower() in VIDEO_SUFFIXES
-
-
-def _walk(folder: Path) -> list[Path]:
+def _walk(folder: Path, skip: Path) -> list[Path]:
+    """Images and videos under ``folder``, hidden files and anything under ``skip`` left out."""
     suffixes = IMAGE_SUFFIXES + VIDEO_SUFFIXES
+    skip = skip.resolve()
     return sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in suffixes
-                  and not p.name.startswith("."))
+                  and not p.name.startswith(".") and not p.resolve().is_relative_to(skip))
 
 
 def _target_name(rel: Path, opts: UpscaleOptions) -> Path:
@@ -67,11 +67,12 @@ def _target_name(rel: Path, opts: UpscaleOptions) -> Path:
 
 
 def plan_jobs(inputs: list[str | Path], output: str | Path, opts: UpscaleOptions) -> list[Job]:
-    """Pair every input file with its output path.
+    """Pair every input file with its output path, refusing any plan that would lose a file.
 
     One input file with an ``-o`` that has a known suffix writes exactly there; otherwise ``-o``
     is a folder and each file keeps its name (plus ``--suffix``; folder inputs keep their
-    relative sub-folders). Missing inputs and would-be overwrites of an input are user errors.
+    relative sub-folders). Missing inputs, a video written as an image (or the reverse), two
+    inputs with one output name and outputs that would replace an input are user errors.
     """
     output = Path(output)
     sources = [Path(p) for p in inputs]
@@ -84,83 +85,140 @@ def plan_jobs(inputs: list[str | Path], output: str | Path, opts: UpscaleOptions
     else:
         jobs = []
         for src in sources:
-            pairs = [(f, f.relative_to(src)) for f in _walk(src)] if src.is_dir() else [(src, Path(src.name))]
+            pairs = [(f, f.relative_to(src)) for f in _walk(src, output)] if src.is_dir() else [(src, Path(src.name))]
             jobs += [Job(f, output / _target_name(rel, opts)) for f, rel in pairs]
-    for job in jobs:
-        if job.target.resolve() == job.source.resolve():
-            raise ReprError(f"{job.source}: output would overwrite the input (use --suffix or another -o)")
+    check_jobs(jobs)
     return jobs
 
 
-def resize_to(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """Resize float (H, W[, C]) to ``size`` = (W, H): area filter down, bicubic up, clipped to [0, 1]."""
-    if image.shape[1] == size[0] and image.shape[0] == size[1]:
-        return image
-    smaller = size[0] < image.shape[1]
-    out = cv2.resize(image, size, interpolation=cv2.INTER_AREA if smaller else cv2.INTER_CUBIC)
-    return np.clip(out, 0.0, 1.0)
+def check_jobs(jobs: list[Job]) -> None:
+    """Raise before any work if a job cannot be done or would overwrite what another needs."""
+    sources = {job.source.resolve(): job for job in jobs}
+    targets: dict[Path, Job] = {}
+    for job in jobs:
+        if is_video(job.source) != is_video(job.target):
+            what = "a video" if is_video(job.source) else "an image"
+            raise ReprError(f"{job.source}: {what} cannot be written as '{job.target.suffix}' "
+                            f"(name the output {job.source.suffix} or give a folder)")
+        target = job.target.resolve()
+        if target == job.source.resolve():
+            raise ReprError(f"{job.source}: output would overwrite the input (use --suffix or another -o)")
+        if target in sources:
+            raise ReprError(f"{job.source}: output {job.target} would overwrite the input {sources[target].source} "
+                            "(use --suffix or another -o)")
+        if target in targets:
+            raise ReprError(f"{targets[target].source} and {job.source} would both be written to {job.target} "
+                            "(use --ext auto or --suffix, or upscale them separately)")
+        targets[target] = job
 
 
-def upscale_loaded(upscaler: Upscaler, image: LoadedImage, opts: UpscaleOptions) -> LoadedImage:
-    """Colour through the network (tiled), alpha by bicubic, then resize to ``outscale`` if asked."""
+def _allocate(shape: tuple[int, ...], depth: int) -> np.ndarray:
+    try:
+        return np.empty(shape, np.uint16 if depth == 16 else np.uint8)
+    except MemoryError:
+        gb = np.prod(shape) * depth / 8 / 1e9
+        raise ReprError(f"the {shape[1]}x{shape[0]} output image ({gb:.1f} GB) does not fit in memory "
+                        "(tiles cannot help: use a smaller -s)") from None
+
+
+def _alpha_plane(image: LoadedImage, depth: int) -> np.ndarray:
+    """The alpha plane at the output's bit depth (16-bit alpha rounded for an 8-bit format)."""
+    alpha = image.pixels[:, :, -1]
+    if image.bit_depth == 16 and depth == 8:
+        return quantize(alpha / 65535.0, 8)
+    return np.ascontiguousarray(alpha)
+
+
+def upscale_pixels(upscaler: Upscaler, image: LoadedImage, size: tuple[int, int], depth: int, keep_alpha: bool,
+                   opts: UpscaleOptions, on_tile=None) -> np.ndarray:
+    """The output image (H', W', C) of ``size`` = (W', H') as uint8/uint16, colour then alpha.
+
+    The network writes its tiles straight into the preallocated result (see
+    :func:`~repsr.inference.upscale_to_pixels`); alpha is bicubic-resized into the last channel.
+    Only a final scale other than the network's (``-s``) needs a second, resized array.
+    """
     _, scale, _, _ = as_upscaler(upscaler)
-    lr = torch.from_numpy(image.rgb).permute(2, 0, 1)[None]
-    rgb = upscale_tiled(upscaler, lr, opts.tile, opts.tile_pad)[0].permute(1, 2, 0).numpy()
-    factor = opts.outscale or scale
     w, h = image.size
-    size = (max(1, round(w * factor)), max(1, round(h * factor)))
-    rgb = resize_to(np.ascontiguousarray(rgb), size)
-    alpha = None if image.alpha is None else resize_to(image.alpha, size)
-    return LoadedImage(rgb, alpha, image.gray, image.bit_depth)
+    planes = 1 if image.gray else 3
+    direct = size == (w * scale, h * scale)
+    out = _allocate((h * scale, w * scale, planes + int(keep_alpha and direct)), depth)
+    upscale_to_pixels(upscaler, image, out[:, :, :planes], opts.tile, opts.tile_pad, on_tile)
+    if not direct:
+        out = resize_pixels(out, size)
+    if keep_alpha:
+        alpha = resize_pixels(_alpha_plane(image, depth), size)
+        if direct:
+            out[:, :, planes] = alpha[:, :, 0]
+        else:
+            out = np.concatenate([out, alpha], axis=2)
+    return out
 
 
-def upscale_image_file(upscaler: Upscaler, job: Job, opts: UpscaleOptions) -> tuple[tuple[int, int], ...]:
-    """Read, upscale, write one image; returns (input size, output size) as (W, H)."""
+def upscale_image_file(upscaler: Upscaler, job: Job, opts: UpscaleOptions,
+                       progress: Progress | None = None) -> tuple[tuple[int, int], tuple[int, int]]:
+    """Read, upscale, write one image; returns (input size, output size) as (W, H).
+
+    An image of more than one tile gets a progress bar of its tiles (a 6000x4000 photo takes
+    minutes on a CPU). A format that cannot keep the alpha or the 16 bits is said, not hidden.
+    """
     image = read_image(job.source)
-    out = upscale_loaded(upscaler, image, opts)
+    _, scale, radius, align = as_upscaler(upscaler)
     suffix = job.target.suffix.lower()
-    depth = out.bit_depth if suffix in (".png", ".tif", ".tiff") else 8
-    alpha = None if suffix in (".jpg", ".jpeg", ".bmp") else out.alpha  # formats without alpha
-    write_image(job.target, to_array(out.rgb, alpha, out.gray, depth))
-    return image.size, out.size
-
-
-@contextmanager
-def progress_bar(total: int, enabled: bool) -> Iterator[Progress | None]:
-    """A rich progress bar on stderr (``None`` when disabled or for a single file)."""
-    if not enabled:
-        yield None
-        return
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-               TextColumn("{task.fields[rate]}"), TimeRemainingColumn())
-    with Progress(*columns, console=Console(stderr=True), transient=False) as progress:
-        yield progress
-
-
-def _report(progress: Progress | None, message: str) -> None:
-    if progress is None:
-        print(message, file=sys.stderr)
+    depth = image.bit_depth if suffix in DEEP else 8
+    keep_alpha = image.has_alpha and suffix not in NO_ALPHA
+    if image.has_alpha and not keep_alpha:
+        say(progress, f"warning: {job.source}: {suffix} has no transparency; alpha dropped (use --ext png to keep it)")
+    if image.bit_depth == 16 and depth == 8:
+        say(progress, f"warning: {job.source}: 16-bit image written as 8-bit {suffix} (use --ext png to keep 16 bits)")
+    w, h = image.size
+    factor = opts.outscale or scale
+    size = (max(1, round(w * factor)), max(1, round(h * factor)))
+    pad = radius if opts.tile_pad is None else opts.tile_pad
+    tiles = len(plan_tiles(h, w, opts.tile, pad, align))
+    if tiles > 1:
+        with subtask(progress, f"{job.source.name} (tiles)", tiles, "tiles") as tick:
+            out = upscale_pixels(upscaler, image, size, depth, keep_alpha, opts, lambda _: tick(1))
     else:
-        progress.console.print(message, markup=False, highlight=False)
+        out = upscale_pixels(upscaler, image, size, depth, keep_alpha, opts)
+    del image
+    write_image(job.target, out[:, :, 0] if out.shape[2] == 1 else out, reuse=True)
+    return (w, h), size
+
+
+def out_of_memory_hint(tile: int) -> str:
+    """What to do after an out-of-memory error at ``--tile tile`` (0 = untiled)."""
+    if tile <= 0:
+        return "out of memory (try --tile 512, or smaller)"
+    if tile > 32:
+        return f"out of memory with --tile {tile} (try --tile {tile // 2})"
+    return (f"out of memory even with --tile {tile} (the output image itself may not fit: "
+            "try a smaller -s, or free memory)")
+
+
+def _is_out_of_memory(exc: BaseException) -> bool:
+    if isinstance(exc, MemoryError):
+        return True
+    text = str(exc).lower()
+    return isinstance(exc, (RuntimeError, cv2.error)) and any(
+        s in text for s in ("out of memory", "can't allocate memory", "insufficient memory", "failed to allocate"))
 
 
 def _run_job(upscaler: Upscaler, job: Job, opts: UpscaleOptions, progress: Progress | None) -> str:
     if is_video(job.source):
-        from repsr.video import upscale_video
-
         frames, size_in, size_out = upscale_video(upscaler, job.source, job.target, opts, progress)
         return f"{frames} frames, {size_in[0]}x{size_in[1]} -> {size_out[0]}x{size_out[1]}"
-    size_in, size_out = upscale_image_file(upscaler, job, opts)
+    size_in, size_out = upscale_image_file(upscaler, job, opts, progress)
     return f"{size_in[0]}x{size_in[1]} -> {size_out[0]}x{size_out[1]}"
 
 
 def upscale_jobs(upscaler: Upscaler, jobs: list[Job], opts: UpscaleOptions, verbose: bool = True) -> int:
     """Run every job; a failing file is reported as ``error: <file>: <why>`` and skipped.
 
-    Returns the number of failed files. Out-of-memory is reported with the remedy (``--tile``).
+    Returns the number of failed files. Out-of-memory is reported with the remedy (a smaller
+    ``--tile`` than the one in use).
     """
     failed = 0
-    with progress_bar(len(jobs), len(jobs) > 1) as progress:
+    with progress_bar(len(jobs) > 1) as progress:
         task = progress.add_task("upscaling", total=len(jobs), rate="") if progress else None
         for job in jobs:
             start = time.perf_counter()
@@ -168,16 +226,16 @@ def upscale_jobs(upscaler: Upscaler, jobs: list[Job], opts: UpscaleOptions, verb
                 what = _run_job(upscaler, job, opts, progress)
                 if verbose and progress is None:
                     print(f"wrote {job.target} ({what}, {time.perf_counter() - start:.2f} s)")
-            except (ReprError, MemoryError, RuntimeError) as exc:
-                if isinstance(exc, RuntimeError) and "out of memory" not in str(exc).lower():
+            except Exception as exc:
+                if not isinstance(exc, ReprError) and not _is_out_of_memory(exc):
                     raise
-                why = str(exc) if isinstance(exc, ReprError) else "out of memory (try --tile 256)"
+                why = str(exc) if isinstance(exc, ReprError) else out_of_memory_hint(opts.tile)
                 why = why if str(job.source) in why else f"{job.source}: {why}"
-                _report(progress, f"error: {why}")
+                say(progress, f"error: {why}")
                 failed += 1
             if progress is not None and task is not None:
                 progress.advance(task)
     if len(jobs) > 1 and verbose:
-        print(f"upscaled {len(jobs) - failed} of {len(jobs)} files into their targets"
-              + (f"; {failed} failed" if failed else ""), file=sys.stderr)
+        say(None, f"upscaled {len(jobs) - failed} of {len(jobs)} files into their targets"
+            + (f"; {failed} failed" if failed else ""))
     return failed

@@ -11,8 +11,8 @@ yuv420p needs even sides: an odd output side loses its last pixel row/column.
 
 from __future__ import annotations
 
+import contextlib
 import os
-import time
 from fractions import Fraction
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -21,13 +21,22 @@ import av
 import numpy as np
 import torch
 
-from repsr.errors import ReprError
+from repsr.atomic import why_unwritable
+from repsr.errors import OutputError, ReprError
+from repsr.imageio import resize_to
 from repsr.inference import Upscaler, as_upscaler, upscale_tiled
+from repsr.progress import Tick, subtask
 
 if TYPE_CHECKING:
     from rich.progress import Progress
 
     from repsr.upscale import UpscaleOptions
+
+VIDEO_SUFFIXES = (".mp4", ".mkv", ".mov", ".webm", ".avi", ".m4v")
+
+
+def is_video(path: Path) -> bool:
+    return path.suffix.lower() in VIDEO_SUFFIXES
 
 
 def _codec_for(path: Path) -> str:
@@ -43,8 +52,6 @@ def _output_sizes(width: int, height: int, factor: float) -> tuple[tuple[int, in
 def _upscale_frames(upscaler: Upscaler, frames: list[av.VideoFrame], sizes: tuple[tuple[int, int], ...],
                     opts: UpscaleOptions) -> list[np.ndarray]:
     """A batch of decoded frames -> uint8 RGB arrays of the encoded size."""
-    from repsr.upscale import resize_to
-
     (full, (w, h)) = sizes
     rgb = np.stack([f.to_ndarray(format="rgb24") for f in frames])
     lr = torch.from_numpy(rgb).permute(0, 3, 1, 2).float().div_(255.0)
@@ -76,7 +83,7 @@ def _add_video_stream(out: av.container.OutputContainer, vin: av.VideoStream, ta
 
 
 def _transcode(upscaler: Upscaler, inp: av.container.InputContainer, out: av.container.OutputContainer,
-               target: Path, opts: UpscaleOptions, tick) -> tuple[int, tuple[int, int], tuple[int, int]]:
+               target: Path, opts: UpscaleOptions, tick: Tick) -> tuple[int, tuple[int, int], tuple[int, int]]:
     """Stream every packet: audio copied, video decoded, batched, upscaled and encoded."""
     _, scale, _, _ = as_upscaler(upscaler)
     vin = inp.streams.video[0]
@@ -114,32 +121,30 @@ def _transcode(upscaler: Upscaler, inp: av.container.InputContainer, out: av.con
 
 def upscale_video(upscaler: Upscaler, source: Path, target: Path, opts: UpscaleOptions,
                   progress: Progress | None = None) -> tuple[int, tuple[int, int], tuple[int, int]]:
-    """Upscale ``source`` into ``target``; returns (frames, input size, output size)."""
-    from repsr.upscale import progress_bar
+    """Upscale ``source`` into ``target``; returns (frames, input size, output size).
 
+    A target that cannot be written (read-only place, a path under a regular file) is an
+    :class:`~repsr.errors.OutputError` before any frame is decoded.
+    """
     tmp = target.with_name(f".{target.stem}.part{target.suffix}")
-    target.parent.mkdir(parents=True, exist_ok=True)
     try:
+        target.parent.mkdir(parents=True, exist_ok=True)
         with av.open(str(source)) as inp:
             if not inp.streams.video:
                 raise ReprError(f"{source}: no video stream")
             total = inp.streams.video[0].frames or None
-            with progress_bar(1, progress is None) as own:
-                bar = progress or own
-                task = bar.add_task(source.name, total=total, rate="") if bar else None
-                start, done = time.perf_counter(), [0]
-
-                def tick(n: int) -> None:
-                    done[0] += n
-                    if bar is not None and task is not None:
-                        fps = done[0] / max(time.perf_counter() - start, 1e-9)
-                        bar.update(task, advance=n, rate=f"{fps:.1f} fps")
-
-                with av.open(str(tmp), "w") as out:
-                    result = _transcode(upscaler, inp, out, target, opts, tick)
+            try:
+                out = av.open(str(tmp), "w")
+            except OSError as exc:
+                raise OutputError(f"{target}: cannot write ({why_unwritable(exc)})") from None
+            with out, subtask(progress, source.name, total, "fps") as tick:
+                result = _transcode(upscaler, inp, out, target, opts, tick)
         os.replace(tmp, target)
         return result
     except av.FFmpegError as exc:
         raise ReprError(f"{source}: video error ({exc.strerror or type(exc).__name__})") from None
+    except OSError as exc:  # creating the folder or renaming the finished file
+        raise OutputError(f"{target}: cannot write ({why_unwritable(exc)})") from None
     finally:
-        tmp.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):  # nothing was created where nothing can be written
+            tmp.unlink(missing_ok=True)

@@ -103,11 +103,37 @@ def infer_bicubic_pp_config(state: dict[str, Tensor]) -> ModelConfig:
                        bias="conv0.bias" in state, mid_channels=None if mid == conv0.shape[0] else mid)
 
 
-def _read_pth(path: Path) -> dict[str, Tensor]:
+def safe_torch_load(path: str | Path, what: str = "weights file") -> object:
+    """``torch.load(weights_only=True)`` with a precise one-line error for each way it fails.
+
+    What users meet: a 0-byte or cut-off file (a killed write, a partial download), a file that
+    holds pickled code or objects (refused, never unpickled), or something that is not a torch
+    file at all. torch reports these as EOFError, RuntimeError, OSError or UnpicklingError with
+    multi-line texts; here each becomes one line that says which it is.
+    """
+    path = Path(path)
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # weights_only refuses code; anything else is a corrupt file
-        raise WeightsError(f"{path}: cannot load safely as weights ({type(exc).__name__})") from None
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises many untyped errors for bad files
+        size = path.stat().st_size if path.is_file() else 0
+        with open(path, "rb") as f:
+            head = f.read(4)
+        text = (str(exc).strip().splitlines() or [""])[0].split(". ")[0]
+        if size == 0:
+            why = f"{what} is empty (0 bytes: its write was interrupted)"
+        elif head != b"PK\x03\x04" and head[:1] != b"\x80":  # neither a zip nor a legacy pickle
+            why = f"{what} is not a PyTorch file ({size:,} bytes)"
+        elif "Weights only load failed" in text:
+            why = f"{what} holds pickled Python objects, not only tensors; refusing to unpickle it"
+        elif isinstance(exc, (EOFError, OSError)) or "zip archive" in text or "central directory" in text:
+            why = f"{what} is truncated or corrupt ({size:,} bytes; {text or type(exc).__name__})"
+        else:
+            why = f"{what} is not a readable PyTorch file ({type(exc).__name__}: {text[:120]})"
+        raise WeightsError(f"{path}: {why}") from None
+
+
+def _read_pth(path: Path) -> dict[str, Tensor]:
+    obj = safe_torch_load(path)
     if isinstance(obj, dict):
         for key in ("params_ema", "params", "state_dict", "model"):
             if isinstance(obj.get(key), dict):

@@ -46,9 +46,10 @@ def _model_and_scale(args: argparse.Namespace):
             raise ReprError("--scale is required with --model bicubic")
         return None, args.scale
     from repsr.hub import resolve_model
-    from repsr.inference import model_scale
+    from repsr.inference import model_scale, resolve_device
 
-    model = resolve_model(args.model, device=args.device, bgr=True if args.bgr else None)
+    device = resolve_device(args.device)  # `cuda` without a GPU, or `gpu`: one line, not a traceback
+    model = resolve_model(args.model, device=device, bgr=True if args.bgr else None)
     scale = args.scale if args.scale is not None else model_scale(model)
     return model, scale
 

@@ -2,16 +2,20 @@
 
 Options follow Real-ESRGAN's vocabulary (``-s``, ``-t/--tile``, ``--tile-pad``, ``--suffix``,
 ``--ext``, ``--half``), so its users need nothing new. ``-s`` alone picks the shipped model of
-that scale; with ``--model`` it is the final output scale (resized after the network, like
-Real-ESRGAN's ``--outscale``). A file that cannot be processed is reported as one line and
-skipped; the exit code is 1 when any file failed. ``repsr upscale --sample -o out.png`` upscales
-the test chart shipped in the package (the README's first command).
+that scale (x2, x3, x4; any other scale uses the nearest one and resizes its output); with
+``--model`` it is the final output scale (resized after the network, like Real-ESRGAN's
+``--outscale``). Either way a resize is announced in a ``note:`` line. A file that cannot be
+processed is reported as one line and skipped; the exit code is 1 when any file failed.
+Outputs never overwrite an input and two inputs never share an output name: such a run is
+refused before any work. ``repsr upscale --sample -o out.png`` upscales the test chart shipped
+in the package (the README's first command).
 """
 
 from __future__ import annotations
 
 import argparse
 import math
+import sys
 import tempfile
 import time
 from importlib import resources
@@ -48,7 +52,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def _model_choice(args: argparse.Namespace) -> tuple[str, float | None]:
-    """(model name or path, outscale or None) from ``--model`` and ``-s``."""
+    """(model name or path, outscale or None) from ``--model`` and ``-s``.
+
+    Without ``--model``, ``-s`` picks the shipped model of the nearest scale at or above it
+    (within x2..x4); the output is then resized to ``-s``, which :func:`run` announces.
+    """
     if args.scale is not None and not 0 < args.scale <= 16:
         raise ReprError(f"--scale must be in (0, 16], got {args.scale}")
     if args.model:
@@ -114,6 +122,11 @@ def run(args: argparse.Namespace) -> int:
     if inputs and not jobs:
         raise ReprError(f"no images or videos found in {', '.join(inputs)}")
     upscaler = build_upscaler(model, args.backend, args.device, args.half)
+    scale = upscaler.scale  # type: ignore[union-attr]
+    if outscale is not None and outscale != scale:
+        shipped = "" if args.model else f"no shipped x{outscale:g} model: "
+        print(f"note: {shipped}{model} is x{scale}; its output is resized to x{outscale:g} "
+              f"({'bicubic' if outscale > scale else 'area'} filter)", file=sys.stderr)
     if args.sample:
         return run_sample(args, upscaler, model, opts)
     failed = upscale_jobs(upscaler, jobs, opts)

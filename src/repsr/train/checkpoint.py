@@ -18,6 +18,7 @@ import torch
 
 from repsr.atomic import atomic_write
 from repsr.errors import ReprError
+from repsr.weights import safe_torch_load
 
 FORMAT = "repsr-train-1"
 
@@ -60,10 +61,7 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise ReprError(f"{path}: no checkpoint to resume from (run without --resume to start fresh)")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # weights_only refuses code; anything else is a corrupt file
-        raise ReprError(f"{path}: cannot read checkpoint ({type(exc).__name__})") from None
+    state = safe_torch_load(path, "checkpoint")
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise ReprError(f"{path}: not a repsr training checkpoint")
     return state

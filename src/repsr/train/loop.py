@@ -27,7 +27,7 @@ from repsr.train import ddp
 from repsr.train.bn_switch import bn_state_summary, freeze_bn_affine, switch_bn
 from repsr.train.config import TrainConfig, bn_switch_iteration
 from repsr.train.ema import EMA
-from repsr.train.outputs import load_state, save_outputs, save_state
+from repsr.train.outputs import load_state, prepare_output, save_outputs, save_state
 from repsr.train.precision import resolve_amp
 from repsr.train.progress import Reporter
 from repsr.train.schedule import build_optimizer
@@ -215,11 +215,10 @@ class Trainer:
         """Train up to ``train.iters`` (or ``stop_at``, which simulates an interruption for tests)."""
         c = self.config
         stop = min(c.train.iters, stop_at) if stop_at is not None else c.train.iters
+        if self.info.is_main:  # before the Reporter: TensorBoard writes there too
+            prepare_output(self.output, yaml.safe_dump(c.to_dict(), sort_keys=False))
         self.reporter = Reporter(self.output, c.train.iters, self.iteration, c.train.log_every,
                                  active=self.info.is_main)
-        if self.info.is_main:
-            self.output.mkdir(parents=True, exist_ok=True)
-            (self.output / "config.yaml").write_text(yaml.safe_dump(c.to_dict(), sort_keys=False))
         self.reporter.line(self.describe_setup())
         try:
             self._loop(stop)

@@ -4,16 +4,22 @@
 ``output/model_latest.safetensors`` / ``model_best.safetensors``: the training graph (BN state
 included, so it loads with :func:`repsr.load_model` and merges later); ``model_merged.safetensors``
 (and ``model_best_merged.safetensors``): the deployable plain network at the end of the run.
+``output/metrics.jsonl``: one JSON line per validation and per BN switch. A checkpoint stores the
+log's length, and a resumed run cuts the log back to it: the iterations after the checkpoint are
+run again and would otherwise be logged twice (a second ``bn_switch`` record, for one).
 """
 
 from __future__ import annotations
 
 import json
+import os
+import sys
 import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from repsr.errors import ReprError
+from repsr.atomic import atomic_write, remove_stale_temps, why_unwritable
+from repsr.errors import OutputError, ReprError
 from repsr.reparam.convert import reparameterize
 from repsr.train.checkpoint import load_checkpoint, save_checkpoint, set_rng_state
 from repsr.train.config import config_from_json
@@ -21,6 +27,32 @@ from repsr.weights import save_model
 
 if TYPE_CHECKING:
     from repsr.train.loop import Trainer
+
+
+METRICS = "metrics.jsonl"
+# Every file a run writes atomically: what a SIGKILL mid-write can leave a temporary file of.
+RUN_FILES = ("config.yaml", "checkpoints/latest.pt", "model_latest.safetensors", "model_best.safetensors",
+             "model_merged.safetensors", "model_best_merged.safetensors")
+
+
+def prepare_output(output: Path, config_yaml: str) -> None:
+    """Create the run's folder and write ``config.yaml``; remove temporary files a killed run left.
+
+    Called before anything else writes there (TensorBoard included), so an output that cannot
+    be created (read-only place, a path under a regular file) is one clear error.
+    """
+    try:
+        (output / "checkpoints").mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(f"{output}: cannot create the output folder ({why_unwritable(exc)})") from None
+    for name in RUN_FILES:
+        remove_stale_temps(output / name)
+    atomic_write(output / "config.yaml", lambda tmp: Path(tmp).write_text(config_yaml))
+
+
+def _metrics_bytes(output: Path) -> int:
+    path = output / METRICS
+    return path.stat().st_size if path.is_file() else 0
 
 
 def save_state(trainer: Trainer, path: Path) -> None:
@@ -35,6 +67,7 @@ def save_state(trainer: Trainer, path: Path) -> None:
         "bn_switch": {"switched": trainer.switched, "at": trainer.switch_at},
         "best": dict(trainer.best),
         "config": trainer.config.to_json(),
+        "metrics_bytes": _metrics_bytes(trainer.output),
     }
     save_checkpoint(path, state)
 
@@ -70,6 +103,16 @@ def load_state(trainer: Trainer, path: Path) -> None:
     trainer.switched = bool(state["bn_switch"]["switched"])
     trainer.best = dict(state["best"])
     set_rng_state(state["rng"])
+    if trainer.info.is_main:
+        _truncate_metrics(trainer.output, state.get("metrics_bytes"))
+        print(f"resuming from iteration {trainer.iteration} ({path})", file=sys.stderr, flush=True)
+
+
+def _truncate_metrics(output: Path, size: int | None) -> None:
+    """Cut ``metrics.jsonl`` back to what it held at the checkpoint (older checkpoints: keep it)."""
+    path = output / METRICS
+    if size is not None and path.is_file() and path.stat().st_size > size:
+        os.truncate(path, size)
 
 
 def save_outputs(trainer: Trainer, best: bool, merged: bool = False) -> None:
