@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import onnx
@@ -9,8 +10,12 @@ import pytest
 import torch
 
 import repsr
+from repsr import cli
+from repsr.bench import run_bench
 from repsr.errors import ReprError
+from repsr.evaluate import evaluate
 from repsr.export.onnx import OnnxUpscaler, export_onnx
+from repsr.hub import resolve_model
 from repsr.inference import super_resolve
 
 
@@ -59,3 +64,16 @@ def test_a_bad_onnx_file_is_a_one_line_error(tmp_path: Path) -> None:
     bad.write_text("not a model")
     with pytest.raises(ReprError, match="cannot load ONNX"):
         OnnxUpscaler(bad)
+
+
+def test_eval_and_bench_accept_an_fp32_onnx_file(data_dir: Path, tmp_path: Path,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    model = resolve_model("repsr-m4c16-x4")
+    export_onnx(model, tmp_path / "x4.onnx")
+    assert cli.main(["eval", "-m", str(tmp_path / "x4.onnx"), "-d", str(data_dir / "Set5"), "--json", "--quiet"]) == 0
+    onnx_psnr = json.loads(capsys.readouterr().out)["Set5"]["psnr"]
+    assert onnx_psnr == pytest.approx(evaluate(model, [data_dir / "Set5"], 4, progress=False)["Set5"].psnr, abs=1e-3)
+    assert cli.main(["eval", "-m", str(tmp_path / "x4.onnx"), "-d", str(data_dir / "Set5"), "--device", "cuda"]) == 2
+    assert "runs on the CPU" in capsys.readouterr().err
+    rows = run_bench(str(tmp_path / "x4.onnx"), "24x16x4", threads=[1], warmup=0, reps=1)["rows"]
+    assert rows[0]["name"] == "onnxruntime fp32" and rows[0]["gflop"] > 0

@@ -30,6 +30,7 @@ from repsr.errors import ReprError
 from repsr.inference import receptive_radius, tile_alignment
 
 CONFIG_KEY = "repsr.config"
+QUANT_KEY = "repsr.quantization"  # set by repsr.export.quantize: the options of an INT8 file
 
 
 class _AlignedForward(nn.Module):
@@ -82,10 +83,12 @@ class OnnxUpscaler:
     """An ONNX file run by onnxruntime, callable like :class:`repsr.inference.TorchUpscaler`.
 
     Scale and channel order come from the ``repsr.config`` metadata when present; a foreign ONNX
-    file (RGB assumed) gets its scale from one tiny probe run.
+    file (RGB assumed unless ``bgr``) gets its scale from one tiny probe run. The same class runs
+    fp32 files (``repsr merge``) and INT8 QDQ files (``repsr quantize``): onnxruntime fuses the
+    quantize/dequantize pairs into integer kernels by itself. ``quantized`` says which it is.
     """
 
-    def __init__(self, path: str | Path, threads: int = 0) -> None:
+    def __init__(self, path: str | Path, threads: int = 0, bgr: bool | None = None) -> None:
         import onnxruntime as ort
 
         options = ort.SessionOptions()
@@ -95,10 +98,12 @@ class OnnxUpscaler:
             self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         except Exception as exc:  # onnxruntime raises its own untyped errors for bad files
             raise ReprError(f"{path}: cannot load ONNX model ({str(exc).splitlines()[0][:200]})") from None
+        self.path, self.threads = Path(path), threads
         self.input_name = self.session.get_inputs()[0].name
         meta = self.session.get_modelmeta().custom_metadata_map
         self.config = ModelConfig.from_json(meta[CONFIG_KEY], str(path)) if CONFIG_KEY in meta else None
-        self.bgr = bool(self.config and self.config.bgr)
+        self.quantized = meta.get(QUANT_KEY)
+        self.bgr = bool(self.config and self.config.bgr) if bgr is None else bgr
         self.scale = self.config.scale if self.config else self._probe_scale()
         self.radius, self.align = receptive_radius(self), tile_alignment(self)
 
