@@ -100,6 +100,11 @@ def test_quantize_cli_reports_the_drop_and_the_file_runs_everywhere(data_dir: Pa
     assert [r["name"] for r in result["rows"]][0] == "onnxruntime INT8"
 
 
+def test_bench_has_an_int8_row_beside_fp32() -> None:
+    names = [r["name"] for r in run_bench("repsr:M4C8", "24x16x2", threads=[1], warmup=0, reps=1)["rows"]]
+    assert names.index("onnxruntime INT8") == names.index("onnxruntime fp32") + 1
+
+
 @pytest.mark.parametrize(("extra", "message"), [
     (["--calib", "{data}/Set5", "--val", "{data}/Set5"], "both a calibration and a validation set"),
     (["--calib", "{data}/nowhere"], "is not a folder"),

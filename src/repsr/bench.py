@@ -1,4 +1,4 @@
-"""Throughput of an SR network against its own training graph, onnxruntime and bicubic.
+"""Throughput of an SR network against its own training graph, onnxruntime (fp32, INT8) and bicubic.
 
 Why ratios, not absolute numbers: machines (and their other users) differ, so every row is
 measured in one run beside a large fp32 matmul -- the practical FLOP rate of this machine -- and
@@ -25,6 +25,7 @@ from torch import nn
 
 from repsr.errors import ReprError
 from repsr.export.onnx import OnnxUpscaler, export_onnx
+from repsr.export.quantize import QuantOptions, quantize_onnx
 from repsr.hub import load_runner
 from repsr.inference import as_upscaler
 from repsr.models import ARCHS, build_model, create_model, parse_preset
@@ -137,12 +138,21 @@ def _onnx_row_name(runner: OnnxUpscaler) -> str:
     return "onnxruntime INT8" if runner.quantized else "onnxruntime fp32"
 
 
-def _onnx_candidate(merged: nn.Module, x: torch.Tensor, threads: int, gflop: float) -> Candidate:
+def _onnx_candidates(merged: nn.Module, x: torch.Tensor, threads: int, gflop: float) -> list[Candidate]:
+    """onnxruntime rows: the fp32 export and its INT8 QDQ quantization (repsr quantize's defaults).
+
+    The INT8 file is calibrated on crops of the timing input itself: speed does not depend on
+    the ranges, and a random-weight bench net has no training data anyway.
+    """
     with tempfile.TemporaryDirectory() as tmp:
         export_onnx(merged, Path(tmp) / "m.onnx")
-        runner = OnnxUpscaler(Path(tmp) / "m.onnx", threads=threads)
+        fp32 = OnnxUpscaler(Path(tmp) / "m.onnx", threads=threads)
+        crop = x[:1, :, :64, :64].numpy()
+        quantize_onnx(Path(tmp) / "m.onnx", Path(tmp) / "q.onnx", [crop], QuantOptions())
+        int8 = OnnxUpscaler(Path(tmp) / "q.onnx", threads=threads)
     feed = x.numpy()
-    return _onnx_row_name(runner), lambda: runner._run(feed), gflop
+    return [(_onnx_row_name(fp32), lambda: fp32._run(feed), gflop),
+            (_onnx_row_name(int8), lambda: int8._run(feed), gflop)]
 
 
 def onnx_file_candidates(runner: OnnxUpscaler, x: torch.Tensor, threads: int) -> list[Candidate]:
@@ -173,7 +183,7 @@ def network_candidates(model: nn.Module, x: torch.Tensor, device: torch.device, 
         x_half = x_cl.half()
         rows.append(("merged fp16 channels_last", lambda: half(x_half), gflop))
     elif onnx:
-        rows.append(_onnx_candidate(reparameterize(model).eval(), x, threads, gflop))
+        rows += _onnx_candidates(reparameterize(model).eval(), x, threads, gflop)
     return rows
 
 
