@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
+import numpy as np
 import onnx
+import onnx.numpy_helper
 import pytest
 import torch
 
 import repsr
+from repsr import cli
+from repsr.bench import run_bench
 from repsr.errors import ReprError
+from repsr.evaluate import evaluate
 from repsr.export.onnx import OnnxUpscaler, export_onnx
+from repsr.hub import resolve_model
 from repsr.inference import super_resolve
 
 
@@ -54,8 +61,47 @@ def test_bicubic_pp_bgr_exports_with_odd_sizes(tmp_path: Path) -> None:
         torch.testing.assert_close(runner(x), super_resolve(model, x), rtol=0, atol=2e-6)
 
 
+@pytest.mark.parametrize("arch", ["compact", "bicubic_pp"])
+def test_pixel_shuffle_exports_as_dcr_with_reordered_conv_channels(arch: str, tmp_path: Path) -> None:
+    """The writer's DCR rewrite gives exactly the outputs of PyTorch's CRD graph."""
+    torch.manual_seed(0)
+    model = repsr.create_model("bicubic_pp", scale=3, channels=8, bias=True).eval() if arch == "bicubic_pp" else \
+        repsr.reparameterize(repsr.create_model("repsr", scale=4, blocks=2, channels=8, zero_init_tail=False).eval())
+    export_onnx(model, tmp_path / "dcr.onnx")
+    proto = onnx.load(str(tmp_path / "dcr.onnx"))
+    shuffle = next(n for n in proto.graph.node if n.op_type == "DepthToSpace")
+    assert next(a.s for a in shuffle.attribute if a.name == "mode") == b"DCR"
+    conv = next(n for n in proto.graph.node if shuffle.input[0] in n.output)
+    r = next(a.i for a in shuffle.attribute if a.name == "blocksize")
+    for init in proto.graph.initializer:  # undo the reordering: PyTorch's CRD graph
+        if init.name in conv.input[1:]:
+            w = onnx.numpy_helper.to_array(init)
+            order = np.arange(len(w)).reshape(len(w) // (r * r), r * r).T.reshape(-1)
+            init.CopyFrom(onnx.numpy_helper.from_array(w[np.argsort(order)], init.name))
+    next(a for a in shuffle.attribute if a.name == "mode").s = b"CRD"
+    onnx.save(proto, str(tmp_path / "crd.onnx"))
+    x = torch.rand(2, 3, 14, 10)
+    dcr, crd = OnnxUpscaler(tmp_path / "dcr.onnx")(x), OnnxUpscaler(tmp_path / "crd.onnx")(x)
+    assert torch.equal(dcr, crd)
+    torch.testing.assert_close(dcr, super_resolve(model, x), rtol=0, atol=2e-6)
+
+
 def test_a_bad_onnx_file_is_a_one_line_error(tmp_path: Path) -> None:
     bad = tmp_path / "bad.onnx"
     bad.write_text("not a model")
     with pytest.raises(ReprError, match="cannot load ONNX"):
         OnnxUpscaler(bad)
+
+
+def test_eval_and_bench_accept_an_fp32_onnx_file(data_dir: Path, tmp_path: Path,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    model = resolve_model("repsr-m4c16-x4")
+    export_onnx(model, tmp_path / "x4.onnx")
+    assert cli.main(["eval", "-m", str(tmp_path / "x4.onnx"), "-d", str(data_dir / "Set5"), "--json", "--quiet"]) == 0
+    onnx_psnr = json.loads(capsys.readouterr().out)["Set5"]["psnr"]
+    assert onnx_psnr == pytest.approx(evaluate(model, [data_dir / "Set5"], 4, progress=False)["Set5"].psnr, abs=1e-3)
+    assert cli.main(["eval", "-m", str(tmp_path / "x4.onnx"), "-d", str(data_dir / "Set5"), "--device", "cuda"]) == 2
+    err = capsys.readouterr().err  # without a GPU the device itself is refused first
+    assert err.count("\n") == 1 and ("runs on the CPU" in err or "no CUDA device" in err)
+    rows = run_bench(str(tmp_path / "x4.onnx"), "24x16x4", threads=[1], warmup=0, reps=1)["rows"]
+    assert rows[0]["name"] == "onnxruntime fp32" and rows[0]["gflop"] > 0

@@ -1,4 +1,4 @@
-"""Throughput of an SR network against its own training graph, onnxruntime and bicubic.
+"""Throughput of an SR network against its own training graph, onnxruntime (fp32, INT8) and bicubic.
 
 Why ratios, not absolute numbers: machines (and their other users) differ, so every row is
 measured in one run beside a large fp32 matmul -- the practical FLOP rate of this machine -- and
@@ -11,9 +11,11 @@ protocol applies: fp16, channels_last, 50 warm-up runs then the mean of 244 time
 from __future__ import annotations
 
 import re
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -22,7 +24,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from repsr.errors import ReprError
-from repsr.models import ARCHS, create_model, parse_preset
+from repsr.export.onnx import OnnxUpscaler, export_onnx
+from repsr.export.quantize import QuantOptions, quantize_onnx
+from repsr.hub import load_runner
+from repsr.inference import as_upscaler
+from repsr.models import ARCHS, build_model, create_model, parse_preset
 from repsr.reparam.base import RepBlock
 from repsr.reparam.convert import reparameterize
 
@@ -56,23 +62,23 @@ def parse_sizes(text: str) -> list[tuple[int, int, int]]:
     return sizes  # type: ignore[return-value]
 
 
-def model_factory(spec: str) -> Callable[[int], nn.Module]:
+def model_factory(spec: str) -> Callable[[int], nn.Module | OnnxUpscaler]:
     """A function scale -> model (eval mode) for ``arch:MxCy``, a bare arch, or a name/path.
 
     Presets and arch names build randomly initialised nets (speed does not depend on weights);
-    a shipped name or file has a fixed scale, and other scales are refused.
+    a shipped name or file has a fixed scale, and other scales are refused. An ``.onnx`` file
+    (fp32 or INT8) is loaded as the same runner ``repsr eval`` and ``repsr upscale`` use.
     """
     arch, _, preset = spec.partition(":")
     if arch in ARCHS and arch != "compact":
         blocks, channels = parse_preset(preset) if preset else (4, None)
         return lambda s: create_model(arch, scale=s, blocks=blocks, channels=channels).eval()
-    from repsr.hub import resolve_model
+    model = load_runner(spec)
+    own_scale = as_upscaler(model)[1]
 
-    model = resolve_model(spec)
-
-    def fixed(scale: int) -> nn.Module:
-        if model.config.scale != scale:  # type: ignore[union-attr]
-            raise ReprError(f"{spec} is a x{model.config.scale} model; size asks for x{scale}")
+    def fixed(scale: int) -> nn.Module | OnnxUpscaler:
+        if own_scale != scale:
+            raise ReprError(f"{spec} is a x{own_scale} model; size asks for x{scale}")
         return model
     return fixed
 
@@ -128,17 +134,33 @@ def _has_training_blocks(model: nn.Module) -> bool:
 Candidate = tuple[str, Callable[[], object], float | None]
 
 
-def _onnx_candidate(merged: nn.Module, x: torch.Tensor, threads: int, gflop: float) -> Candidate:
-    import tempfile
-    from pathlib import Path
+def _onnx_row_name(runner: OnnxUpscaler) -> str:
+    return "onnxruntime INT8" if runner.quantized else "onnxruntime fp32"
 
-    from repsr.export.onnx import OnnxUpscaler, export_onnx
 
+def _onnx_candidates(merged: nn.Module, x: torch.Tensor, threads: int, gflop: float) -> list[Candidate]:
+    """onnxruntime rows: the fp32 export and its INT8 QDQ quantization (repsr quantize's defaults).
+
+    The INT8 file is calibrated on crops of the timing input itself: speed does not depend on
+    the ranges, and a random-weight bench net has no training data anyway.
+    """
     with tempfile.TemporaryDirectory() as tmp:
         export_onnx(merged, Path(tmp) / "m.onnx")
-        runner = OnnxUpscaler(Path(tmp) / "m.onnx", threads=threads)
+        fp32 = OnnxUpscaler(Path(tmp) / "m.onnx", threads=threads)
+        crop = x[:1, :, :64, :64].numpy()
+        quantize_onnx(Path(tmp) / "m.onnx", Path(tmp) / "q.onnx", [crop], QuantOptions())
+        int8 = OnnxUpscaler(Path(tmp) / "q.onnx", threads=threads)
     feed = x.numpy()
-    return "onnxruntime fp32", lambda: runner._run(feed), gflop
+    return [(_onnx_row_name(fp32), lambda: fp32._run(feed), gflop),
+            (_onnx_row_name(int8), lambda: int8._run(feed), gflop)]
+
+
+def onnx_file_candidates(runner: OnnxUpscaler, x: torch.Tensor, threads: int) -> list[Candidate]:
+    """The row of an ``.onnx`` file given as ``--model``; FLOPs from its repsr config when it has one."""
+    session = OnnxUpscaler(runner.path, threads=threads, bgr=runner.bgr)
+    gflop = conv_gflop(build_model(runner.config).eval(), x.cpu()) if runner.config is not None else None
+    feed = x.cpu().numpy()
+    return [(_onnx_row_name(session), lambda: session._run(feed), gflop)]
 
 
 def network_candidates(model: nn.Module, x: torch.Tensor, device: torch.device, threads: int,
@@ -161,7 +183,7 @@ def network_candidates(model: nn.Module, x: torch.Tensor, device: torch.device, 
         x_half = x_cl.half()
         rows.append(("merged fp16 channels_last", lambda: half(x_half), gflop))
     elif onnx:
-        rows.append(_onnx_candidate(reparameterize(model).eval(), x, threads, gflop))
+        rows += _onnx_candidates(reparameterize(model).eval(), x, threads, gflop)
     return rows
 
 
@@ -188,8 +210,14 @@ def bench_size(factory: Callable[[int], nn.Module], size: tuple[int, int, int], 
     x = torch.rand(1, 3, h, w, generator=torch.Generator().manual_seed(0)).to(device)
     model = factory(scale)
     label = f"{w}x{h}x{scale}"
+    if isinstance(model, OnnxUpscaler):
+        if device.type != "cpu":
+            raise ReprError("an .onnx model is benchmarked on the CPU (onnxruntime); use --device cpu")
+        network = onnx_file_candidates(model, x, threads)
+    else:
+        network = network_candidates(model, x, device, threads, onnx)
     rows = []
-    for name, fn, gflop in network_candidates(model, x, device, threads, onnx) + bicubic_candidates(x, scale, device):
+    for name, fn, gflop in network + bicubic_candidates(x, scale, device):
         ms = time_ms(fn, warmup, reps, device)
         rate = gflop / (ms / 1000) if gflop is not None else None
         rows.append(Row(label, name, threads, ms, w * h * scale * scale / (ms / 1000) / 1e6, gflop, rate,

@@ -23,7 +23,7 @@ from repsr.data.datasets import EvalDataset, Sample, find_dataset
 from repsr.data.imresize import imresize
 from repsr.errors import ImageError, ReprError
 from repsr.imageio import write_image
-from repsr.inference import model_scale, super_resolve
+from repsr.inference import Upscaler, as_upscaler
 from repsr.metrics import psnr, ssim
 
 
@@ -60,16 +60,18 @@ def _to_uint8(x: np.ndarray) -> np.ndarray:
     return np.clip(np.rint(x * 255.0), 0, 255).astype(np.uint8)
 
 
-def upscale(model: nn.Module | None, lr: np.ndarray, scale: int) -> np.ndarray:
+def upscale(model: nn.Module | Upscaler | None, lr: np.ndarray, scale: int) -> np.ndarray:
     """SR of a uint8 LR image, uint8 with the LR's channels: MATLAB bicubic when ``model`` is None.
 
+    ``model`` is a module or a bound upscaler (e.g. an ONNX file run by onnxruntime, fp32 or INT8).
     A gray LR enters the network as three equal channels; the output's channel mean is its gray.
     """
     if model is None:
         return imresize(lr, scale)
     rgb = np.repeat(lr[:, :, None], 3, axis=2) if lr.ndim == 2 else lr
     x = torch.from_numpy(rgb.astype(np.float32) / 255.0).permute(2, 0, 1)[None]
-    y = super_resolve(model, x)[0].permute(1, 2, 0).float().cpu().numpy()
+    run = as_upscaler(model)[0]
+    y = run(x)[0].permute(1, 2, 0).float().cpu().numpy()
     return _to_uint8(y.mean(axis=2)) if lr.ndim == 2 else _to_uint8(y)
 
 
@@ -103,7 +105,7 @@ def _unique_names(datasets: list[EvalDataset]) -> list[str]:
     return names
 
 
-def evaluate_dataset(model: nn.Module | None, dataset: EvalDataset, *, name: str | None = None,
+def evaluate_dataset(model: nn.Module | Upscaler | None, dataset: EvalDataset, *, name: str | None = None,
                      save_dir: Path | None = None, y_channel: bool = True, tick=None) -> DatasetResult:
     """Score every pair of ``dataset``; unreadable images go to ``skipped``."""
     result = DatasetResult(name or dataset.name, dataset.scale)
@@ -123,31 +125,36 @@ def evaluate_dataset(model: nn.Module | None, dataset: EvalDataset, *, name: str
     return result
 
 
-def evaluate(model: nn.Module | None, datasets: Iterable[str | Path | EvalDataset], scale: int, *,
+def evaluate(model: nn.Module | Upscaler | None, datasets: Iterable[str | Path | EvalDataset], scale: int, *,
              save_dir: str | Path | None = None, progress: bool = True,
              y_channel: bool = True) -> dict[str, DatasetResult]:
     """Score ``model`` (None: MATLAB bicubic) on each dataset; keys are the datasets' folder names.
+
+    ``model`` is a module (put in eval mode for the run) or a bound upscaler such as
+    :class:`repsr.export.onnx.OnnxUpscaler`, which says its own ``scale``.
 
     ``datasets`` are paths (any layout :func:`repsr.data.datasets.find_dataset` knows) or
     already-built :class:`EvalDataset` objects (e.g. cached ones reused across validations).
     ``save_dir`` receives ``<dataset>/<image>.png`` SR outputs. Raises :class:`ReprError` for a
     model whose scale is not ``scale`` or a path that is not a dataset.
     """
-    if model is not None and model_scale(model) != scale:
-        raise ReprError(f"the model upscales x{model_scale(model)}, not x{scale}")
+    model_factor = as_upscaler(model)[1] if model is not None else scale
+    if model_factor != scale:
+        raise ReprError(f"the model upscales x{model_factor}, not x{scale}")
     built = [d if isinstance(d, EvalDataset) else find_dataset(d, scale) for d in datasets]
     for ds in built:
         if ds.scale != scale:
             raise ReprError(f"dataset {ds.name} was built for x{ds.scale}, not x{scale}")
     names = _unique_names(built)
     out_dir = Path(save_dir) if save_dir is not None else None
-    was_training = model.training if model is not None else False
-    if model is not None:
-        model.eval()
+    module = model if isinstance(model, nn.Module) else None
+    was_training = module.training if module is not None else False
+    if module is not None:
+        module.eval()
     try:
         with _progress_bar(progress, sum(len(d) for d in built)) as tick:
             return {name: evaluate_dataset(model, ds, name=name, save_dir=out_dir, y_channel=y_channel, tick=tick)
                     for name, ds in zip(names, built, strict=True)}
     finally:
-        if model is not None and was_training:
-            model.train()
+        if module is not None and was_training:
+            module.train()

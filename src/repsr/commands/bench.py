@@ -2,7 +2,8 @@
 
 Every number is measured in the same run as a large fp32 matmul (the machine's practical FLOP
 rate) and OpenCV bicubic, so the ratios hold even on a busy machine. ``--model`` takes an arch
-preset (``repsr:M4C16``, ``ecb:M16C64``, ``bicubic_pp``), a shipped name or a weights path.
+preset (``repsr:M4C16``, ``ecb:M16C64``, ``bicubic_pp``), a shipped name, a weights path or an
+``.onnx`` file (fp32 from ``repsr merge`` or INT8 from ``repsr quantize``; one onnxruntime row).
 """
 
 from __future__ import annotations
@@ -18,14 +19,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("bench", help="measure throughput against matmul peak and bicubic", description=__doc__,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", default="repsr:M4C16",
-                   help="arch[:MxCy] preset, shipped name or weights file (default repsr:M4C16)")
+                   help="arch[:MxCy] preset, shipped name, weights file or .onnx file (default repsr:M4C16)")
     p.add_argument("--sizes", default=DEFAULT_SIZES,
                    help=f"comma-separated WIDTHxHEIGHTxSCALE of the LR input (default {DEFAULT_SIZES})")
     p.add_argument("--threads", default=None, help="CPU thread counts to compare, e.g. 1,2 (default: torch's)")
     p.add_argument("--device", default="cpu", help="cpu (default) or cuda (fp16 + NTIRE protocol)")
     p.add_argument("--warmup", type=int, default=None, help="warm-up runs (default 3 on CPU, 50 on CUDA)")
     p.add_argument("--reps", type=int, default=None, help="timed runs (default 10 on CPU, 244 on CUDA)")
-    p.add_argument("--no-onnx", action="store_true", help="skip the onnxruntime row (export takes seconds)")
+    p.add_argument("--no-onnx", action="store_true",
+                   help="skip the onnxruntime fp32 and INT8 rows (export and quantization take seconds)")
     p.add_argument("--json", action="store_true", help="print the results as JSON")
     # Hook for Bicubic++ runs (repsr.ntire): the NTIRE 2023 score of each network row at 1280x720x3.
     p.add_argument("--ntire-psnr", nargs=2, type=float, default=None, metavar=("PSNR", "PSNR_BICUBIC"),

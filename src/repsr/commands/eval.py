@@ -26,7 +26,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         description="Score a model the way SR papers do: MATLAB-bicubic LR, uint8 SR, Y-channel "
                     "PSNR/SSIM with crop_border = scale.")
     p.add_argument("-m", "--model", required=True, metavar="MODEL",
-                   help="'bicubic' (MATLAB bicubic upscale of the LR), a weights file or a shipped model name")
+                   help="'bicubic' (MATLAB bicubic upscale of the LR), a weights file, an .onnx file "
+                        "(fp32 or INT8, run by onnxruntime) or a shipped model name")
     p.add_argument("-d", "--data", required=True, nargs="+", metavar="DIR",
                    help="dataset folders (EDSR, DIV2K, GT/LQ or plain HR layout) or single images")
     p.add_argument("-s", "--scale", type=int, default=None,
@@ -45,12 +46,12 @@ def _model_and_scale(args: argparse.Namespace):
         if args.scale is None:
             raise ReprError("--scale is required with --model bicubic")
         return None, args.scale
-    from repsr.hub import resolve_model
-    from repsr.inference import model_scale, resolve_device
+    from repsr.hub import load_runner
+    from repsr.inference import as_upscaler, resolve_device
 
     device = resolve_device(args.device)  # `cuda` without a GPU, or `gpu`: one line, not a traceback
-    model = resolve_model(args.model, device=device, bgr=True if args.bgr else None)
-    scale = args.scale if args.scale is not None else model_scale(model)
+    model = load_runner(args.model, device=device, bgr=True if args.bgr else None)
+    scale = args.scale if args.scale is not None else as_upscaler(model)[1]
     return model, scale
 
 

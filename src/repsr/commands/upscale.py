@@ -91,7 +91,8 @@ def build_upscaler(model: str, backend: str | None, device: str, half: bool) -> 
 
 
 def _describe(upscaler: Upscaler, model: str) -> str:
-    engine = "onnxruntime" if not isinstance(upscaler, TorchUpscaler) else (
+    engine = ("onnxruntime INT8" if getattr(upscaler, "quantized", None) else "onnxruntime") \
+        if not isinstance(upscaler, TorchUpscaler) else (
         f"torch {upscaler.device.type}{' fp16' if upscaler.half else ''}")
     return f"{model} (x{upscaler.scale}, {engine})"  # type: ignore[union-attr]
 

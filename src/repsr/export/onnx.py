@@ -11,6 +11,11 @@ Models with a stride-2 first conv (Bicubic++) branch on odd input sizes in Pytho
 wrapper pads every input to the model's alignment by replication (a no-op pad of zero rows for
 even sizes) and crops, so the graph has no size-dependent branch. The model's :class:`ModelConfig`
 is stored as JSON in the ONNX metadata (``repsr.config``) so the runner knows scale and channel order.
+
+PyTorch's PixelShuffle exports as DepthToSpace in CRD mode (channels ordered (c, i, j)). The
+writer reorders the producing conv's output channels to (i, j, c) and switches the node to DCR
+mode: the same function (equal outputs, tested), and onnxruntime's DCR rearrangement was 1-6 %
+faster per frame for Bicubic++ 720p -> 4K in five interleaved runs (docs/bicubic_pp.md).
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ from repsr.errors import ReprError
 from repsr.inference import receptive_radius, tile_alignment
 
 CONFIG_KEY = "repsr.config"
+QUANT_KEY = "repsr.quantization"  # set by repsr.export.quantize: the options of an INT8 file
 
 
 class _AlignedForward(nn.Module):
@@ -66,6 +72,7 @@ def export_onnx(model: nn.Module, path: str | Path, opset: int = 18) -> None:
             program = torch.onnx.export(net, (example,), dynamo=True, opset_version=opset, verbose=False,
                                         dynamic_shapes=shapes, input_names=["input"], output_names=["output"])
         onnx_model = program.model_proto
+        shuffles_to_dcr(onnx_model)
         entry = onnx_model.metadata_props.add()
         entry.key, entry.value = CONFIG_KEY, config.to_json()
         import onnx
@@ -78,14 +85,49 @@ def export_onnx(model: nn.Module, path: str | Path, opset: int = 18) -> None:
         raise ReprError(f"ONNX export of {config.arch} failed: {str(exc).splitlines()[0]}") from None
 
 
+def shuffles_to_dcr(proto) -> None:  # noqa: ANN001 - an onnx.ModelProto (onnx is imported lazily)
+    """Rewrite every CRD DepthToSpace fed only by a Conv with constant weights into DCR mode, in place.
+
+    CRD reads input channel ``c * r * r + i * r + j``, DCR reads ``(i * r + j) * C + c``; moving
+    conv output channel ``c * r * r + i * r + j`` (weights and bias) to position ``(i * r + j) * C + c``
+    makes DCR produce exactly what CRD did.
+    """
+    from onnx import numpy_helper
+
+    graph = proto.graph
+    inits = {t.name: t for t in graph.initializer}
+    consumers: dict[str, int] = {}
+    for node in graph.node:
+        for name in node.input:
+            consumers[name] = consumers.get(name, 0) + 1
+    producers = {out: node for node in graph.node for out in node.output}
+    for node in graph.node:
+        mode = next((a for a in node.attribute if a.name == "mode"), None)
+        conv = producers.get(node.input[0])
+        if node.op_type != "DepthToSpace" or mode is None or mode.s != b"CRD" or conv is None:
+            continue
+        params = [inits.get(name) for name in conv.input[1:]]
+        if conv.op_type != "Conv" or None in params or consumers.get(node.input[0]) != 1 \
+                or any(consumers.get(t.name) != 1 for t in params):  # type: ignore[union-attr]
+            continue
+        r = next(a.i for a in node.attribute if a.name == "blocksize")
+        channels = numpy_helper.to_array(params[0]).shape[0]  # type: ignore[arg-type]
+        order = np.arange(channels).reshape(channels // (r * r), r * r).T.reshape(-1)
+        for tensor in params:
+            tensor.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(tensor)[order], tensor.name))  # type: ignore[union-attr]
+        mode.s = b"DCR"
+
+
 class OnnxUpscaler:
     """An ONNX file run by onnxruntime, callable like :class:`repsr.inference.TorchUpscaler`.
 
     Scale and channel order come from the ``repsr.config`` metadata when present; a foreign ONNX
-    file (RGB assumed) gets its scale from one tiny probe run.
+    file (RGB assumed unless ``bgr``) gets its scale from one tiny probe run. The same class runs
+    fp32 files (``repsr merge``) and INT8 QDQ files (``repsr quantize``): onnxruntime fuses the
+    quantize/dequantize pairs into integer kernels by itself. ``quantized`` says which it is.
     """
 
-    def __init__(self, path: str | Path, threads: int = 0) -> None:
+    def __init__(self, path: str | Path, threads: int = 0, bgr: bool | None = None) -> None:
         import onnxruntime as ort
 
         options = ort.SessionOptions()
@@ -95,10 +137,12 @@ class OnnxUpscaler:
             self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         except Exception as exc:  # onnxruntime raises its own untyped errors for bad files
             raise ReprError(f"{path}: cannot load ONNX model ({str(exc).splitlines()[0][:200]})") from None
+        self.path, self.threads = Path(path), threads
         self.input_name = self.session.get_inputs()[0].name
         meta = self.session.get_modelmeta().custom_metadata_map
         self.config = ModelConfig.from_json(meta[CONFIG_KEY], str(path)) if CONFIG_KEY in meta else None
-        self.bgr = bool(self.config and self.config.bgr)
+        self.quantized = meta.get(QUANT_KEY)
+        self.bgr = bool(self.config and self.config.bgr) if bgr is None else bgr
         self.scale = self.config.scale if self.config else self._probe_scale()
         self.radius, self.align = receptive_radius(self), tile_alignment(self)
 

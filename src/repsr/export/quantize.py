@@ -1,0 +1,217 @@
+"""Static INT8 quantization of a repsr network to a QDQ ONNX file, calibrated on training patches.
+
+Why QDQ (QuantizeLinear/DequantizeLinear pairs around float ops) rather than QOperator: it is the
+format NPU toolchains (QNN, TensorRT, OpenVINO, TFLite converters) read, and onnxruntime's CPU
+provider fuses ``DQ -> Conv -> Q`` into an integer convolution by itself. Weights are quantized
+per output channel, symmetric int8: a merged re-parameterized conv has channels whose ranges
+differ by orders of magnitude (the merged identity and 1x1 paths concentrate on the centre tap),
+which a per-tensor scale would crush -- the known reason merged nets quantize worse than plain ones
+(RepVGG#59, ETDS#5).
+
+Choices that matter for SR (measured in docs/deploy.md):
+
+* The network input is an 8-bit image divided by 255, so its quantization is pinned to exactly
+  that grid (``rmin = 0, rmax = 1`` -> scale 1/255, zero point 0): lossless, instead of a
+  calibrated range that re-rounds every input pixel.
+* ``keep_float`` names the parts left in float. ``"tail"`` keeps the last conv, the pixel shuffle
+  and the global-skip add in float: the last conv produces the high-frequency residual whose
+  error lands directly in the output pixels, while it is one conv of ``blocks + 2``.
+* Calibration data are crops of *training* images (never the benchmark sets the drop is reported
+  on), degraded exactly as for training, in the channel order the weights expect.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import tempfile
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import onnx
+import torch
+from torch import nn
+
+from repsr.atomic import atomic_write
+from repsr.config import ModelConfig
+from repsr.errors import ReprError
+from repsr.export.equalize import equalize_ranges
+from repsr.export.onnx import QUANT_KEY, export_onnx
+
+METHODS = ("minmax", "entropy", "percentile")
+ACTIVATIONS = ("uint8", "int8", "uint16", "int16")
+KEEP_FLOAT = ("tail", "head", "skip")
+
+
+@dataclass(frozen=True)
+class QuantOptions:
+    """How to quantize: calibration method, activation type and the parts kept in float.
+
+    ``keep_float``: ``"tail"`` = last conv + pixel shuffle + skip add; ``"head"`` = first conv;
+    ``"skip"`` = only the global-skip add (and the upsampling feeding it).
+    """
+
+    method: str = "minmax"
+    activations: str = "uint8"
+    keep_float: tuple[str, ...] = ("tail",)
+    percentile: float = 99.999
+    equalize: bool = True  # cross-layer range equalization first (repsr.export.equalize)
+    conv_outputs: bool = True  # quantize conv outputs before the activation (False: as if fused)
+
+    def __post_init__(self) -> None:
+        if self.method not in METHODS:
+            raise ReprError(f"unknown calibration method '{self.method}' (choose from {', '.join(METHODS)})")
+        if self.activations not in ACTIVATIONS:
+            raise ReprError(f"unknown activation type '{self.activations}' (choose from {', '.join(ACTIVATIONS)})")
+        bad = [k for k in self.keep_float if k not in KEEP_FLOAT]
+        if bad:
+            raise ReprError(f"unknown --keep-float part '{bad[0]}' (choose from {', '.join(KEEP_FLOAT)})")
+        if not 90.0 <= self.percentile <= 100.0:
+            raise ReprError(f"--percentile must be in [90, 100], got {self.percentile}")
+
+    def describe(self) -> str:
+        kept = "+".join(self.keep_float) or "nothing"
+        method = f"percentile {self.percentile}" if self.method == "percentile" else self.method
+        extra = ("" if self.equalize else ", not equalized") + ("" if self.conv_outputs else ", conv outputs float")
+        return f"{method}, {self.activations} activations, int8 per-channel weights, float: {kept}{extra}"
+
+
+def _float_nodes(graph: onnx.GraphProto, keep: Sequence[str]) -> list[str]:
+    """Names of the nodes that ``keep`` leaves in float, found by graph structure, not by name.
+
+    The tail is the conv feeding the DepthToSpace, the DepthToSpace and everything after it (the
+    skip add); the head is the first conv reading the graph input; the skip is the Resize of the
+    input and the Add that sums it with the network's residual.
+    """
+    nodes, names = list(graph.node), set()
+    producers = {out: n for n in nodes for out in n.output}
+    graph_input = graph.input[0].name
+    shuffle = next((n for n in nodes if n.op_type == "DepthToSpace"), None)
+    if "tail" in keep and shuffle is not None:
+        start = nodes.index(shuffle)
+        conv = producers.get(shuffle.input[0])
+        names |= {n.name for n in nodes[start:]} | ({conv.name} if conv is not None else set())
+    if "head" in keep:
+        first = next((n for n in nodes if n.op_type == "Conv" and graph_input in n.input), None)
+        names |= {first.name} if first is not None else set()
+    if "skip" in keep:
+        resizes = [n for n in nodes if n.op_type == "Resize" and graph_input in n.input]
+        outputs = {o.name for o in graph.output}
+        names |= {n.name for n in resizes} | {n.name for n in nodes if n.op_type == "Add" and set(n.output) & outputs}
+    return sorted(names)
+
+
+def calibration_batches(folders: Sequence[str | Path], config: ModelConfig, images: int = 32, crop: int = 64,
+                        batch: int = 8, degradation: str = "bicubic") -> list[np.ndarray]:
+    """Aligned centre crops of up to ``images`` training images per folder, as model-input batches.
+
+    Each crop is ``crop`` LR pixels of an image degraded from its whole HR (MATLAB bicubic by
+    default, the shipped models' training degradation), float32 in [0, 1], flipped to BGR for
+    BGR-trained weights, stacked ``batch`` at a time (N, 3, crop, crop).
+    """
+    # not at module level: repsr.prune imports torch-pruning, needed here only for its crop loader
+    from repsr.prune.valset import load_val_batch
+
+    lr = load_val_batch([str(f) for f in folders], config.scale, degradation=degradation,
+                        max_images=images, crop=crop).lr.numpy()
+    if config.bgr:
+        lr = lr[:, ::-1]
+    lr = np.ascontiguousarray(lr, dtype=np.float32)
+    # equal batch sizes: onnxruntime's histogram calibrators (entropy, percentile) stack them
+    usable = len(lr) if len(lr) < batch else len(lr) // batch * batch
+    return [lr[i:i + batch] for i in range(0, usable, batch)]
+
+
+@contextmanager
+def _quiet() -> Iterator[None]:
+    """onnxruntime.quantization logs advice and progress on the root logger; keep the CLI's output clean."""
+    previous = logging.root.manager.disable
+    logging.disable(logging.WARNING)
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):  # the histogram calibrators print()
+            yield
+    finally:
+        logging.disable(previous)
+
+
+class _Reader:
+    """onnxruntime's ``CalibrationDataReader`` protocol over a list of batches."""
+
+    def __init__(self, input_name: str, batches: list[np.ndarray]) -> None:
+        self._feeds: Iterator[dict[str, np.ndarray]] = iter([{input_name: b} for b in batches])
+
+    def get_next(self) -> dict[str, np.ndarray] | None:
+        return next(self._feeds, None)
+
+
+def _ort_settings(options: QuantOptions) -> dict:
+    from onnxruntime.quantization import CalibrationMethod, QuantType
+
+    qtypes = {"uint8": QuantType.QUInt8, "int8": QuantType.QInt8, "uint16": QuantType.QUInt16,
+              "int16": QuantType.QInt16}
+    methods = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
+               "percentile": CalibrationMethod.Percentile}
+    extra: dict[str, object] = {"CalibPercentile": options.percentile}
+    # 16-bit activations need the com.microsoft Q/DQ ops (onnx's own take 16 bits only from opset 21)
+    extra["UseQDQContribOps"] = options.activations.endswith("16")
+    if not options.conv_outputs:
+        extra["OpTypesToExcludeOutputQuantization"] = ["Conv"]
+    return {"activation_type": qtypes[options.activations], "weight_type": QuantType.QInt8,
+            "calibrate_method": methods[options.method], "extra_options": extra}
+
+
+def quantize_onnx(source: str | Path, target: str | Path, batches: list[np.ndarray],
+                  options: QuantOptions = QuantOptions()) -> None:
+    """Write a static-quantized QDQ copy of the fp32 ONNX file ``source`` to ``target`` (atomically).
+
+    The ``repsr.config`` metadata is carried over (runners need scale and channel order) and
+    ``repsr.quantization`` records the options used.
+    """
+    from onnxruntime.quantization import QuantFormat, quantize_static
+
+    if not batches:
+        raise ReprError("no calibration data")
+    proto = onnx.load(str(source))
+    settings = _ort_settings(options)
+    input_name = proto.graph.input[0].name
+    settings["extra_options"]["TensorQuantOverrides"] = {input_name: [{"rmin": np.float32(0.0),
+                                                                       "rmax": np.float32(1.0)}]}
+    with tempfile.TemporaryDirectory() as tmp, _quiet():
+        raw = Path(tmp) / "q.onnx"
+        try:
+            quantize_static(proto, raw, _Reader(input_name, batches), quant_format=QuantFormat.QDQ,
+                            per_channel=True, nodes_to_exclude=_float_nodes(proto.graph, options.keep_float),
+                            **settings)
+        except Exception as exc:  # onnxruntime raises untyped errors for graphs it cannot quantize
+            raise ReprError(f"{source}: quantization failed ({str(exc).splitlines()[0][:200]})") from None
+        quantized = onnx.load(str(raw))
+    del quantized.metadata_props[:]
+    for entry in proto.metadata_props:
+        if entry.key != QUANT_KEY:
+            quantized.metadata_props.add().CopyFrom(entry)
+    mark = quantized.metadata_props.add()
+    mark.key, mark.value = QUANT_KEY, options.describe()
+    atomic_write(target, lambda tmp: onnx.save_model(quantized, tmp, save_as_external_data=False))
+
+
+def quantize_model(model: nn.Module, target: str | Path, batches: list[np.ndarray],
+                   options: QuantOptions = QuantOptions()) -> None:
+    """Equalize ``model`` (merged, eval) if asked, export it to fp32 ONNX, then :func:`quantize_onnx`."""
+    if options.equalize:
+        model = equalize_ranges(model, torch.from_numpy(np.concatenate(batches)))
+    with tempfile.TemporaryDirectory() as tmp:
+        export_onnx(model, Path(tmp) / "fp32.onnx")
+        quantize_onnx(Path(tmp) / "fp32.onnx", target, batches, options)
+
+
+def quantization_of(path: str | Path) -> str | None:
+    """The recorded quantization options of an ONNX file, or None for a float one."""
+    meta = {p.key: p.value for p in onnx.load(str(path), load_external_data=False).metadata_props}
+    return meta.get(QUANT_KEY)
+
+
+__all__ = ["QuantOptions", "calibration_batches", "quantization_of", "quantize_model", "quantize_onnx"]
