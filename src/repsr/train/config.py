@@ -63,6 +63,9 @@ class LoopConfig:
     """Length, batch, BN switch, validation/checkpoint cadence and device options of the loop."""
 
     iters: int = 100_000
+    # Weights to start from (a repsr .safetensors holding exactly the ``model`` section's net), or
+    # None for a fresh init: how a fine-tune (Bicubic++ stages 2 and 3) continues an earlier net.
+    init_weights: str | None = None
     batch_size: int = 32
     patch_size: int = 64  # LR patch side; the HR patch is scale times larger
     lr: float = 5e-4
