@@ -18,7 +18,8 @@ from pathlib import Path
 
 from torch import nn
 
-from repsr.data.patches import ImagePair, load_pairs
+from repsr.data.images import Pair
+from repsr.data.patches import load_pairs
 from repsr.train.config import TrainConfig
 from repsr.train.loop import train
 from repsr.weights import save_model
@@ -36,7 +37,7 @@ class Finetuner:
     def __init__(self, config: TrainConfig, round_iters: int = 0) -> None:
         self.config, self.round_iters = config, round_iters
         self.steps = 0
-        self._pairs: list[ImagePair] | None = None
+        self._pairs: list[Pair] | None = None
 
     def __call__(self, model: nn.Module) -> nn.Module:
         """One pruning round's fine-tune: ``round_iters`` iterations (the net unchanged when 0)."""
@@ -66,7 +67,7 @@ class Finetuner:
         device = next(model.parameters()).device
         return result.eval_model.to(device).train(model.training)
 
-    def _training_pairs(self, config: TrainConfig) -> list[ImagePair]:
+    def _training_pairs(self, config: TrainConfig) -> list[Pair]:
         if self._pairs is None:
             c = config
             self._pairs = load_pairs(c.data.train, c.model.scale, c.train.patch_size, c.data.degradation,

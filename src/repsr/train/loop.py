@@ -22,7 +22,8 @@ import torch.nn.functional as F
 import yaml
 from torch import Tensor
 
-from repsr.data.patches import ImagePair, PatchBatches, load_pairs, to_float
+from repsr.data.images import Pair
+from repsr.data.patches import PatchBatches, load_pairs, to_float
 from repsr.errors import ConfigError, ReprError
 from repsr.models import build_model
 from repsr.reparam.base import set_merged_forward
@@ -57,7 +58,7 @@ class Trainer:
     """
 
     def __init__(self, config: TrainConfig, resume: bool = False, profile: bool = False,
-                 pairs: list[ImagePair] | None = None) -> None:
+                 pairs: list[Pair] | None = None) -> None:
         self.config, self.profile = config, profile
         self.output = Path(config.output)
         self.ckpt_path = self.output / "checkpoints" / "latest.pt"
@@ -164,7 +165,7 @@ class Trainer:
         net = ddp.wrap(self.model, self.info, self.device)
         return torch.compile(net) if self.config.train.compile else net
 
-    def _build_data(self, pairs: list[ImagePair] | None) -> PatchBatches:
+    def _build_data(self, pairs: list[Pair] | None) -> PatchBatches:
         c = self.config
         if pairs is None:
             pairs = load_pairs(c.data.train, c.model.scale, c.train.patch_size, c.data.degradation,
@@ -334,7 +335,7 @@ class Trainer:
 
 
 def train(config: TrainConfig, resume: bool = False, profile: bool = False, stop_at: int | None = None,
-          pairs: list[ImagePair] | None = None) -> TrainResult:
+          pairs: list[Pair] | None = None) -> TrainResult:
     """Run (or resume) a training run; returns its :class:`TrainResult`."""
     return Trainer(config, resume=resume, profile=profile, pairs=pairs).run(stop_at=stop_at)
 
