@@ -83,3 +83,28 @@ def test_sixteen_bit_rgba_and_cache(data_dir, tmp_path):
         sample = next(iter(ds))
         np.testing.assert_array_equal(sample.hr, hr)
         assert next(iter(ds)) is sample
+
+
+def test_training_and_evaluation_find_the_same_hr_images_in_a_basicsr_folder(data_dir: Path, tmp_path: Path):
+    from repsr.data.images import list_hr_images
+    from repsr.data.patches import load_pairs
+
+    gt = tmp_path / "set" / "GT"
+    gt.mkdir(parents=True)
+    for path in sorted((data_dir / "Set5" / "HR").iterdir())[:2]:
+        (gt / path.name).write_bytes(path.read_bytes())
+    evaluated = [p.hr_path for p in find_dataset(tmp_path / "set", 2).pairs]
+    assert list_hr_images([tmp_path / "set"]) == evaluated == sorted(gt.iterdir())
+    assert [p.name for p in load_pairs([str(tmp_path / "set")], 2, 8)] == [p.name for p in evaluated]
+
+
+def test_read_uint8_rounds_16_bit_pixels_and_keeps_gray_single_channel(tmp_path: Path):
+    from repsr.imageio import read_uint8, write_image
+
+    pixels = np.arange(0, 65536, 4099, dtype=np.uint16)[:16].reshape(4, 4)
+    write_image(tmp_path / "g16.png", pixels)
+    gray = read_uint8(tmp_path / "g16.png")
+    np.testing.assert_array_equal(gray, np.rint(pixels / 65535 * 255).astype(np.uint8))
+    assert read_uint8(tmp_path / "g16.png", rgb=True).shape == (4, 4, 3)
+    write_image(tmp_path / "c8.png", np.zeros((3, 5, 3), np.uint8))
+    assert read_uint8(tmp_path / "c8.png").flags.writeable, "a caller may crop or modify what it read"

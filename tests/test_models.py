@@ -104,6 +104,16 @@ def test_generic_reparameterize_swaps_blocks_in_other_models():
     assert isinstance(net[0], RepBlock), "inplace=False must not touch the source"
 
 
+def test_a_vgg_net_inside_another_module_merges_into_its_own_compact_layout():
+    inner = _net("repsr", 2)
+    net = torch.nn.Sequential(inner, torch.nn.Identity()).eval()
+    merged = repsr.reparameterize(net)
+    assert isinstance(merged[0], CompactSR), "the model's own fuse() decides its deploy layout"
+    x = torch.randn(1, 3, 5, 7, dtype=torch.float64)
+    torch.testing.assert_close(merged(x), net(x), atol=1e-10, rtol=0)
+    assert net[0] is inner, "inplace=False must not touch the source"
+
+
 @pytest.mark.parametrize("arch", ["repsr", "ecbsr", "dbb"])
 def test_weights_round_trip_rebuilds_training_and_merged_models(tmp_path, arch):
     model = _net(arch, 3, dtype=torch.float32).eval()

@@ -6,11 +6,12 @@ import numpy as np
 import pytest
 import torch
 
-from repsr.data.patches import ImagePair, PatchBatches, dihedral, load_pairs
+from repsr.data.images import Pair
+from repsr.data.patches import PatchBatches, dihedral, load_pairs
 from repsr.errors import ReprError
 
 
-def fake_pairs(scale: int = 3, n: int = 3) -> list[ImagePair]:
+def fake_pairs(scale: int = 3, n: int = 3) -> list[Pair]:
     """Random LR, HR = LR blown up into s x s blocks: a crop pair is aligned iff HR[::s, ::s] == LR.
 
     Blocks stay blocks under flips and rotations, so the check holds for all 8 transforms.
@@ -20,7 +21,7 @@ def fake_pairs(scale: int = 3, n: int = 3) -> list[ImagePair]:
     for i in range(n):
         lr = rng.integers(0, 256, (20 + 3 * i, 17 + i, 3), dtype=np.uint8)
         hr = np.ascontiguousarray(lr.repeat(scale, axis=0).repeat(scale, axis=1))
-        pairs.append(ImagePair(hr, lr, f"img{i}"))
+        pairs.append(Pair(hr, lr, f"img{i}"))
     return pairs
 
 
@@ -83,17 +84,17 @@ def test_crops_are_aligned_to_the_exact_hr_pixel_without_augmentation():
     """Random HR, LR = HR[::s, ::s]: catches offsets smaller than one LR pixel too."""
     rng = np.random.default_rng(1)
     hr = rng.integers(0, 256, (60, 45, 3), dtype=np.uint8)
-    pair = ImagePair(hr, np.ascontiguousarray(hr[::3, ::3]), "random")
+    pair = Pair(hr, np.ascontiguousarray(hr[::3, ::3]), "random")
     lr_patch, hr_patch = PatchBatches([pair], 3, 8, 16, augment=False)[0]
     assert torch.equal(hr_patch[:, :, ::3, ::3], lr_patch)
 
 
-def _sized_pairs(sides: list[int], scale: int = 2) -> list[ImagePair]:
+def _sized_pairs(sides: list[int], scale: int = 2) -> list[Pair]:
     """Images of uniform value ``i`` so a patch tells which image it came from."""
     pairs = []
     for i, side in enumerate(sides):
         lr = np.full((side, side, 3), i, dtype=np.uint8)
-        pairs.append(ImagePair(np.ascontiguousarray(lr.repeat(scale, 0).repeat(scale, 1)), lr, f"img{i}"))
+        pairs.append(Pair(np.ascontiguousarray(lr.repeat(scale, 0).repeat(scale, 1)), lr, f"img{i}"))
     return pairs
 
 

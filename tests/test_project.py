@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import importlib.util
 import subprocess
 import sys
@@ -45,3 +46,35 @@ def test_code_is_ruff_clean():
     result = subprocess.run([sys.executable, "-m", "ruff", "check", "src", "tests"], cwd=REPO,
                             capture_output=True, text=True)
     assert result.returncode == 0, result.stdout[-3000:]
+
+
+# docs/architecture.md's table: a module's layer by its first name under repsr/ (a file or a package).
+LAYERS = {
+    7: ("commands", "cli", "__main__", "__init__"),
+    6: ("prune", "study"),
+    5: ("train",),
+    4: ("inference", "export", "upscale", "video", "evaluate", "ntire", "bench"),
+    3: ("blocks", "models", "weights", "hub", "data"),
+    2: ("reparam", "imageio"),
+    1: ("errors", "atomic", "config", "bn", "progress", "metrics"),
+}
+
+
+def _layer(parts: list[str]) -> int:
+    name = parts[0].removesuffix(".py") if parts else "__init__"
+    return next(layer for layer, names in LAYERS.items() if name in names)
+
+
+def test_no_module_imports_a_higher_layer():
+    root = REPO / "src" / "repsr"
+    upward = []
+    for path in sorted(root.rglob("*.py")):
+        own = _layer(list(path.relative_to(root).parts))
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = ([node.module] if isinstance(node, ast.ImportFrom) and node.module else
+                     [a.name for a in node.names] if isinstance(node, ast.Import) else [])
+            for name in names:
+                parts = name.split(".")
+                if parts[0] == "repsr" and len(parts) > 1 and _layer(parts[1:]) > own:
+                    upward.append(f"{path.relative_to(root)} -> {name}")
+    assert not upward, upward

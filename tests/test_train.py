@@ -122,7 +122,7 @@ def test_resume_is_bit_identical_to_an_uninterrupted_run(full_run, resumed_run):
     a, b = full_run.model.state_dict(), resumed.model.state_dict()
     assert a.keys() == b.keys()
     assert all(torch.equal(a[k], b[k]) for k in a), [k for k in a if not torch.equal(a[k], b[k])]
-    opt_a, opt_b = full_run.optimizer.state_dict()["state"], resumed.optimizer.state_dict()["state"]
+    opt_a, opt_b = full_run.state["optimizer"]["state"], resumed.state["optimizer"]["state"]
     assert all(torch.equal(opt_a[i]["exp_avg_sq"], opt_b[i]["exp_avg_sq"]) for i in opt_a)
 
 
@@ -194,3 +194,22 @@ def test_a_cut_off_checkpoint_is_named_as_such(tmp_path):
     path.write_bytes(b"")
     with pytest.raises(ReprError, match="checkpoint is empty"):
         load_checkpoint(path)
+
+
+def test_init_weights_starts_the_run_from_the_file_and_refuses_another_model(tiny_set, tmp_path):
+    from helpers import randomize
+
+    from repsr.errors import ConfigError
+    from repsr.models import build_model
+    from repsr.train.loop import Trainer
+    from repsr.weights import save_model
+
+    config = tiny_config(tiny_set, tmp_path / "run")
+    start = randomize(build_model(config.model), seed=5)
+    save_model(start, tmp_path / "start.safetensors")
+    trainer = Trainer(tiny_config(tiny_set, tmp_path / "run", f"train.init_weights={tmp_path / 'start.safetensors'}"))
+    assert all(torch.equal(a, b) for a, b in zip(trainer.model.state_dict().values(), start.state_dict().values(),
+                                                 strict=True))
+    save_model(build_model(tiny_config(tiny_set, tmp_path, "model.channels=4").model), tmp_path / "other.safetensors")
+    with pytest.raises(ConfigError, match="train.init_weights: .* holds repsr M2C4"):
+        Trainer(tiny_config(tiny_set, tmp_path / "run2", f"train.init_weights={tmp_path / 'other.safetensors'}"))

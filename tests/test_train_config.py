@@ -49,6 +49,12 @@ def test_bn_switch_as_fraction_iteration_or_off(value, expected):
     assert bn_switch_iteration(config.train) == expected
 
 
+@pytest.mark.parametrize("value", ["1", "0"])
+def test_bn_switch_1_or_0_is_refused_as_ambiguous_between_iteration_and_fraction(value):
+    with pytest.raises(ConfigError, match=r"'train.bn_switch' = \d is ambiguous: write a fraction with a dot"):
+        load_train_config(None, ["data.train=a", "train.iters=1000", f"train.bn_switch={value}"])
+
+
 def test_schedules():
     base = ["data.train=a", "train.iters=100", "train.lr=1e-3", "optim.min_lr=1e-5"]
     cosine = lr_factor(load_train_config(None, [*base, "optim.schedule=cosine"]))

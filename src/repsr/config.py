@@ -82,14 +82,13 @@ def _check_value(tp: Any, value: Any, key: str, source: str) -> Any:
         args = typing.get_args(tp)
         if value is None and type(None) in args:
             return None
-        errors = []
         for arg in args:
             if arg is type(None):
                 continue
             try:
                 return _check_value(arg, value, key, source)
-            except ConfigError as exc:
-                errors.append(str(exc))
+            except ConfigError:
+                continue  # the next member of the union may take it; none did: one error below
         raise ConfigError(f"{source}: '{key}' has the wrong type ({type(value).__name__}: {value!r})")
     if origin in (list, tuple):
         if isinstance(value, (str, Path)):

@@ -62,6 +62,20 @@ class LoadedImage:
         """The whole image as float32 RGB (H, W, 3) in [0, 1]; a new array on every access."""
         return self.colour()
 
+    def uint8(self, rgb: bool = False) -> np.ndarray:
+        """The colour as uint8 without alpha: (H, W) for a gray source unless ``rgb``, else (H, W, 3) RGB.
+
+        8-bit pixels are copied as they are; 16-bit ones rounded to the nearest 8-bit value. Always a
+        new, writable array (decoded pixels may be read-only). This is how training, evaluation and
+        pruning see an image (the field scores uint8 pixels).
+        """
+        if self.bit_depth == 16:
+            colour = np.rint(self.colour() * 255.0).astype(np.uint8)
+            return colour if rgb or not self.gray else np.ascontiguousarray(colour[:, :, 0])
+        if self.gray:
+            return np.repeat(self.pixels[:, :, :1], 3, axis=2) if rgb else self.pixels[:, :, 0].copy()
+        return self.pixels[:, :, :3].copy()
+
     @property
     def alpha(self) -> np.ndarray | None:
         """Float32 alpha (H, W) in [0, 1], or None."""
@@ -118,6 +132,11 @@ def read_image(path: str | Path) -> LoadedImage:
         reason = "not an image or corrupt" if isinstance(exc, UnidentifiedImageError) else str(exc).split("\n")[0]
         raise ImageError(f"{path}: cannot read image ({reason})") from None
     return from_array(arr, str(path))
+
+
+def read_uint8(path: str | Path, rgb: bool = False) -> np.ndarray:
+    """A user's image as uint8 (see :meth:`LoadedImage.uint8`): the one uint8 reader."""
+    return read_image(path).uint8(rgb)
 
 
 def from_array(arr: np.ndarray, name: str = "<array>") -> LoadedImage:

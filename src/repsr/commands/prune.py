@@ -1,9 +1,15 @@
 """``repsr prune``: global structured pruning of a Bicubic++ net (stage 2), and bias removal (stage 3).
 
-``repsr prune WEIGHTS --data VAL_DIR... --target-channels 32 [--finetune-iters N --train DIR...] -o OUT``
-prunes channels chosen by the validation PSNR they cost (see :mod:`repsr.prune.search`), fine-tuning
-``N`` iterations after each round, and writes a dense, smaller net. ``--drop-bias`` then removes
-every bias and fine-tunes ``--bias-finetune-iters`` iterations: the final, bias-free artefact.
+``repsr prune WEIGHTS --data VAL_DIR... --target-channels 32 [--finetune-iters N] -o OUT`` prunes
+channels chosen by the validation PSNR they cost (see :mod:`repsr.prune.search`), fine-tuning ``N``
+iterations after each round, and writes a dense, smaller net. ``--drop-bias`` then removes every
+bias and fine-tunes ``--bias-finetune-iters`` iterations: the final, bias-free artefact.
+
+Every fine-tune is a ``repsr train`` run with one config: ``--finetune-config CONFIG`` (else
+Bicubic++'s recipe) with ``--set KEY=VALUE`` overrides, as in ``repsr train``. ``--train``,
+``--lr``, ``--batch-size``, ``--patch-size`` and ``--degradation`` are shorthands for
+``data.train``, ``train.lr`` (and ``optim.min_lr`` = lr / 10), ``train.batch_size``,
+``train.patch_size`` and ``data.degradation``. With a config, its full run comes last.
 """
 
 from __future__ import annotations
@@ -23,21 +29,24 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--target-channels", type=int, required=True, help="final width of every prunable layer")
     p.add_argument("--target-mid-channels", type=int, default=None, help="final width of conv1 (default: same)")
     p.add_argument("--per-round", type=int, default=2, help="channels removed per costing round (default 2)")
-    p.add_argument("--train", nargs="+", default=[], metavar="DIR", help="HR training folders for fine-tuning")
+    p.add_argument("--train", nargs="+", default=None, metavar="DIR", help="HR training folders (data.train)")
     p.add_argument("--finetune-iters", type=int, default=0, help="fine-tuning iterations after each round")
     p.add_argument("--drop-bias", action="store_true", help="stage 3: remove all biases, then fine-tune")
     p.add_argument("--bias-finetune-iters", type=int, default=0, help="fine-tuning iterations after --drop-bias")
     p.add_argument("--finetune-config", default=None, metavar="CONFIG",
-                   help="at the end, fine-tune with `repsr train CONFIG` (its model section is replaced by the net's)")
+                   help="the run config of every fine-tune (model section replaced by the net's); its full "
+                        "run comes last")
     p.add_argument("--set", dest="overrides", nargs="+", action="append", default=[], metavar="KEY=VALUE",
-                   help="overrides for --finetune-config, as in repsr train")
-    p.add_argument("--degradation", choices=("ntire", "bicubic"), default="ntire",
-                   help="how LR is made for validation and fine-tuning (default ntire: Pillow bicubic + JPEG 90)")
+                   help="overrides of the fine-tune config, as in repsr train")
+    p.add_argument("--degradation", choices=("ntire", "bicubic"), default=None,
+                   help="how LR is made for validation and fine-tuning (data.degradation; default ntire: Pillow "
+                        "bicubic + JPEG 90)")
     p.add_argument("--val-images", type=int, default=8, help="images per validation folder (default 8)")
     p.add_argument("--val-crop", type=int, default=96, help="LR centre-crop side of each validation image")
-    p.add_argument("--lr", type=float, default=1e-4, help="fine-tuning learning rate (decays linearly to 10%%)")
-    p.add_argument("--batch-size", type=int, default=16)
-    p.add_argument("--patch-size", type=int, default=48, help="LR training patch side")
+    p.add_argument("--lr", type=float, default=None, help="fine-tuning learning rate (train.lr; default 1e-4)")
+    p.add_argument("--batch-size", type=int, default=None, help="train.batch_size (default 16)")
+    p.add_argument("--patch-size", type=int, default=None, help="LR training patch side (train.patch_size; "
+                   "default 48)")
     p.add_argument("--bgr", action="store_true", help="the weights expect BGR input (the official release)")
     p.add_argument("-o", "--output", required=True, type=Path, help="output .safetensors")
     p.set_defaults(run=run)
@@ -55,30 +64,51 @@ def _load(args: argparse.Namespace):
 def _check(args: argparse.Namespace) -> None:
     if args.output.suffix != ".safetensors":
         raise ReprError(f"{args.output}: output must be a .safetensors file")
-    if (args.finetune_iters > 0 or args.bias_finetune_iters > 0) and not args.train:
+    if (args.finetune_iters > 0 or args.bias_finetune_iters > 0) and not (args.train or args.finetune_config):
         raise ReprError("fine-tuning needs --train DIR... (HR training images)")
     if args.per_round < 1 or args.val_crop < 8 or args.val_images < 1:
         raise ReprError("--per-round and --val-images must be >= 1 and --val-crop >= 8")
 
 
-def _finetuner(args: argparse.Namespace, scale: int):
-    from repsr.prune import FinetuneConfig, Finetuner
+def _overrides(args: argparse.Namespace) -> list[str]:
+    """The shorthand flags as config keys, then ``--set``: later keys win, the YAML (or recipe) is below all."""
+    keys = [f"output={args.output.with_suffix('')}-finetune"] if args.finetune_config is None else []
+    if args.train:
+        keys.append(f"data.train={json.dumps(args.train)}")
+    if args.lr is not None:
+        keys += [f"train.lr={args.lr}", f"optim.min_lr={args.lr / 10}"]
+    if args.batch_size is not None:
+        keys.append(f"train.batch_size={args.batch_size}")
+    if args.patch_size is not None:
+        keys.append(f"train.patch_size={args.patch_size}")
+    if args.degradation is not None:
+        keys.append(f"data.degradation={args.degradation}")
+    return keys + [o for group in args.overrides for o in group]
 
-    if not args.train:
+
+def _finetuner(args: argparse.Namespace):
+    """The one fine-tune config (None when nothing is fine-tuned); its output must be a fresh folder."""
+    from repsr.prune import BICUBIC_PP_RECIPE, Finetuner
+    from repsr.train.config import load_train_config
+
+    if args.finetune_iters <= 0 and args.bias_finetune_iters <= 0 and not args.finetune_config:
         return None
-    return Finetuner(FinetuneConfig(tuple(args.train), scale, args.finetune_iters, args.batch_size,
-                                    args.patch_size, args.lr, degradation=args.degradation))
+    recipe = BICUBIC_PP_RECIPE if args.finetune_config is None else []
+    config = load_train_config(args.finetune_config, [*recipe, *_overrides(args)])
+    if Path(config.output).exists():
+        raise ReprError(f"{config.output}: exists; the fine-tune runs need a fresh folder (--set output=DIR)")
+    return Finetuner(config, round_iters=args.finetune_iters)
 
 
 def _drop_bias(args: argparse.Namespace, model, val, tuner, record: dict) -> object:
-    """Stage 3 by the in-process fine-tuner: drop every bias, fine-tune ``--bias-finetune-iters``."""
+    """Stage 3: drop every bias, fine-tune ``--bias-finetune-iters``."""
     from repsr.prune import batch_psnr, drop_biases
 
     model = drop_biases(model)
     record["psnr_bias_dropped"] = batch_psnr(model, val)
     print(f"drop-bias: val PSNR {record['psnr_bias_dropped']:.4f} dB")
     if tuner is not None and args.bias_finetune_iters > 0:
-        model = tuner(model, args.bias_finetune_iters)
+        model = tuner.step(model, args.bias_finetune_iters, "bias")
         record["psnr_bias_finetuned"] = batch_psnr(model, val)
         print(f"drop-bias: after {args.bias_finetune_iters} iterations {record['psnr_bias_finetuned']:.4f} dB")
     return model
@@ -86,17 +116,16 @@ def _drop_bias(args: argparse.Namespace, model, val, tuner, record: dict) -> obj
 
 def run(args: argparse.Namespace) -> int:
     from repsr.prune import batch_psnr, global_prune, load_val_batch
+    from repsr.prune.valset import bicubic_psnr
     from repsr.weights import save_model
 
     _check(args)
     model = _load(args)
-    val = load_val_batch(args.data, model.config.scale, args.degradation, max_images=args.val_images,
-                         crop=args.val_crop)
-    from repsr.prune.valset import bicubic_psnr
-
-    print(f"validation: {len(val.names)} crops of {args.val_crop} px ({args.degradation} LR), RGB PSNR, no border "
+    tuner = _finetuner(args)
+    degradation = tuner.config.data.degradation if tuner is not None else args.degradation or "ntire"
+    val = load_val_batch(args.data, model.config.scale, degradation, max_images=args.val_images, crop=args.val_crop)
+    print(f"validation: {len(val.names)} crops of {args.val_crop} px ({degradation} LR), RGB PSNR, no border "
           f"crop; torch bicubic (a = -0.75) scores {bicubic_psnr(val):.4f} dB")
-    tuner = _finetuner(args, model.config.scale)
     mid = args.target_mid_channels if args.target_mid_channels is not None else args.target_channels
     try:
         model, history = global_prune(model, val, {"residual": args.target_channels, "mid": mid}, args.per_round,
@@ -107,9 +136,7 @@ def run(args: argparse.Namespace) -> int:
     if args.drop_bias:
         model = _drop_bias(args, model, val, tuner, record)
     if args.finetune_config:
-        from repsr.prune.stage import finetune_with_trainer
-
-        model = finetune_with_trainer(model, args.finetune_config, [o for group in args.overrides for o in group])
+        model = tuner.final(model)
         record["psnr_trainer_finetuned"] = batch_psnr(model, val)
         print(f"fine-tuned with {args.finetune_config}: val PSNR {record['psnr_trainer_finetuned']:.4f} dB")
     save_model(model.eval(), args.output, metadata={"prune": json.dumps(record)})

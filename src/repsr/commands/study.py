@@ -36,7 +36,7 @@ def _artifacts(study, report_dir: Path, scale: int) -> None:
         models.append(load_model(path))
     rows = artifact_study(*models, study.eval_sets, scale, report_dir, (titles[pair.baseline], titles[pair.fixed]),
                           pair.crops, pair.crop_size)
-    data = [asdict(r) | {"drop": r.drop} for r in rows]
+    data = [asdict(r) | {"gain": r.gain} for r in rows]
     (report_dir / "artifacts.json").write_text(json.dumps(data, indent=1))
 
 

@@ -25,37 +25,24 @@ from pathlib import Path
 import numpy as np
 
 from repsr.data.degrade import matlab_bicubic
+from repsr.data.images import HR_DIRS, Pair, hr_folder, list_images
 from repsr.errors import ImageError, ReprError
-from repsr.imageio import IMAGE_SUFFIXES, read_image
+from repsr.imageio import IMAGE_SUFFIXES, read_uint8
 
-HR_DIRS = ("HR", "GT", "hr", "gt")
 LR_DIRS = ("LQ", "LR", "lq", "lr")
 
 
 @dataclass(frozen=True)
-class ImagePair:
-    """One evaluation image: its HR file and its LR file (``None``: make the LR from the HR)."""
+class PairFiles:
+    """Where one evaluation image is: its HR file and its LR file (``None``: make the LR from the HR)."""
 
     name: str
     hr_path: Path
     lr_path: Path | None
 
 
-@dataclass(frozen=True)
-class Sample:
-    """Decoded uint8 images, (H, W) gray or (H, W, 3) RGB; ``hr`` is exactly ``lr`` size times the scale."""
-
-    name: str
-    hr: np.ndarray
-    lr: np.ndarray
-
-
-def read_uint8(path: str | Path) -> np.ndarray:
-    """A user's image as uint8 (H, W) when single-channel, else (H, W, 3) RGB; alpha dropped."""
-    img = read_image(path)
-    if img.gray:
-        return np.rint(img.rgb[:, :, 0] * 255.0).astype(np.uint8)
-    return np.rint(img.rgb * 255.0).astype(np.uint8)
+# The decoded pair's former name here, still used by evaluate.py: to go when that says Pair.
+Sample = Pair
 
 
 def _match_channels(lr: np.ndarray, gray: bool) -> np.ndarray:
@@ -74,14 +61,14 @@ class EvalDataset:
     root: Path
     scale: int
     layout: str
-    pairs: list[ImagePair]
+    pairs: list[PairFiles]
     cache: bool = False
-    _cached: dict[str, Sample] = field(default_factory=dict, repr=False)
+    _cached: dict[str, Pair] = field(default_factory=dict, repr=False)
 
     def __len__(self) -> int:
         return len(self.pairs)
 
-    def load(self, pair: ImagePair) -> Sample:
+    def load(self, pair: PairFiles) -> Pair:
         """Decode one pair; raises :class:`ImageError` for unreadable or mismatched files."""
         if pair.name in self._cached:
             return self._cached[pair.name]
@@ -97,18 +84,14 @@ class EvalDataset:
         if lh * s > hr.shape[0] or lw * s > hr.shape[1]:
             hr_size = f"{hr.shape[1]}x{hr.shape[0]}"
             raise ImageError(f"{pair.lr_path}: LR {lw}x{lh} times {s} is larger than HR {hr_size}")
-        sample = Sample(pair.name, np.ascontiguousarray(hr[: lh * s, : lw * s]), lr)
+        sample = Pair(hr=np.ascontiguousarray(hr[: lh * s, : lw * s]), lr=lr, name=pair.name)
         if self.cache:
             self._cached[pair.name] = sample
         return sample
 
-    def __iter__(self) -> Iterator[Sample]:
+    def __iter__(self) -> Iterator[Pair]:
         for pair in self.pairs:
             yield self.load(pair)
-
-
-def _images(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
 
 
 def _lr_file(lr_dir: Path | None, stem: str, scale: int) -> Path | None:
@@ -127,7 +110,7 @@ def _scale_dir(folder: Path, scale: int) -> Path | None:
     for candidate in (folder / f"X{scale}", folder / f"x{scale}"):
         if candidate.is_dir():
             return candidate
-    return folder if folder.is_dir() and _images(folder) else None
+    return folder if folder.is_dir() and list_images(folder) else None
 
 
 def _find_layout(root: Path, scale: int) -> tuple[str, Path, Path | None]:
@@ -139,11 +122,11 @@ def _find_layout(root: Path, scale: int) -> tuple[str, Path, Path | None]:
         lr_root = root / f"{hr_dir.name[:-3]}_LR_bicubic"
         if hr_dir.is_dir():
             return "div2k", hr_dir, _scale_dir(lr_root, scale) if lr_root.is_dir() else None
-    for hr_name in HR_DIRS:
-        if (root / hr_name).is_dir():
-            lr_dirs = [root / n for n in LR_DIRS if (root / n).is_dir()]
-            lr_dir = _scale_dir(lr_dirs[0], scale) if lr_dirs else None
-            return ("paired" if lr_dir else "folder"), root / hr_name, lr_dir
+    hr_dir = hr_folder(root)
+    if hr_dir != root:
+        lr_dirs = [root / n for n in LR_DIRS if (root / n).is_dir()]
+        lr_dir = _scale_dir(lr_dirs[0], scale) if lr_dirs else None
+        return ("paired" if lr_dir else "folder"), hr_dir, lr_dir
     return "folder", root, None
 
 
@@ -161,12 +144,12 @@ def find_dataset(path: str | Path, scale: int, *, cache: bool = False) -> EvalDa
     if root.is_file():
         if root.suffix.lower() not in IMAGE_SUFFIXES:
             raise ReprError(f"{root}: not an image file (expected one of {', '.join(IMAGE_SUFFIXES)})")
-        return EvalDataset(root.stem, root, scale, "file", [ImagePair(root.stem, root, None)], cache)
+        return EvalDataset(root.stem, root, scale, "file", [PairFiles(root.stem, root, None)], cache)
     if not root.is_dir():
         raise ReprError(f"{root}: no such file or directory")
     layout, hr_dir, lr_dir = _find_layout(root, scale)
-    hr_files = _images(hr_dir)
+    hr_files = list_images(hr_dir)
     if not hr_files:
         raise ReprError(f"{hr_dir}: no images found ({', '.join(IMAGE_SUFFIXES)})")
-    pairs = [ImagePair(p.stem, p, _lr_file(lr_dir, p.stem, scale)) for p in hr_files]
+    pairs = [PairFiles(p.stem, p, _lr_file(lr_dir, p.stem, scale)) for p in hr_files]
     return EvalDataset(_dataset_name(root), root, scale, layout, pairs, cache)

@@ -20,62 +20,34 @@ from __future__ import annotations
 
 import logging
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch import Tensor
 
+from repsr.data.degrade import degrade, modcrop
+from repsr.data.images import Pair, list_hr_images
 from repsr.errors import ReprError
-from repsr.imageio import IMAGE_SUFFIXES, read_image
+from repsr.imageio import read_uint8
 
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-class ImagePair:
-    """A mod-cropped HR image and its LR, uint8 (H, W, 3); ``hr`` is ``scale`` times ``lr``."""
-
-    hr: np.ndarray
-    lr: np.ndarray
-    name: str
-
-
-def list_images(folders: list[str] | list[Path]) -> list[Path]:
-    """All image files directly inside ``folders`` (or their ``HR/`` subfolder), sorted per folder."""
-    files: list[Path] = []
-    for folder in map(Path, folders):
-        if (folder / "HR").is_dir():
-            folder = folder / "HR"
-        if not folder.is_dir():
-            raise ReprError(f"{folder}: training folder not found")
-        found = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
-        if not found:
-            raise ReprError(f"{folder}: no images inside")
-        files += found
-    return files
-
-
 def make_lr(hr: np.ndarray, scale: int, degradation: str = "bicubic", jpeg_quality: int = 90) -> np.ndarray:
     """LR of a whole mod-cropped uint8 HR image (MATLAB bicubic by default, as the field does)."""
-    from repsr.data.degrade import degrade
-
     return degrade(hr, scale, kind=degradation, jpeg_quality=jpeg_quality)
 
 
-def _load_pair(path: Path, scale: int, degradation: str, jpeg_quality: int) -> ImagePair:
-    image = read_image(path)
-    hr = np.rint(image.rgb * 255.0).astype(np.uint8)
-    h, w = hr.shape[0] - hr.shape[0] % scale, hr.shape[1] - hr.shape[1] % scale
-    hr = np.ascontiguousarray(hr[:h, :w])
-    return ImagePair(hr, np.ascontiguousarray(make_lr(hr, scale, degradation, jpeg_quality)), path.name)
+def _load_pair(path: Path, scale: int, degradation: str, jpeg_quality: int) -> Pair:
+    hr = np.ascontiguousarray(modcrop(read_uint8(path, rgb=True), scale))
+    return Pair(hr, np.ascontiguousarray(make_lr(hr, scale, degradation, jpeg_quality)), path.name)
 
 
 def load_pairs(folders: list[str], scale: int, patch_size: int, degradation: str = "bicubic",
-               jpeg_quality: int = 90, threads: int = 2) -> list[ImagePair]:
+               jpeg_quality: int = 90, threads: int = 2) -> list[Pair]:
     """Decode every HR image once and make its LR; images smaller than one patch are skipped."""
-    files = list_images(folders)
+    files = list_hr_images(folders)
     with ThreadPoolExecutor(max(1, threads)) as pool:  # decoding and resizing release the GIL
         pairs = list(pool.map(lambda p: _load_pair(p, scale, degradation, jpeg_quality), files))
     usable = [p for p in pairs if min(p.lr.shape[:2]) >= patch_size]
@@ -101,7 +73,7 @@ class PatchBatches(torch.utils.data.Dataset):
     of the same data (0: training, 1: BN re-estimation batches).
     """
 
-    def __init__(self, pairs: list[ImagePair], scale: int, patch_size: int, batch_size: int, seed: int = 0,
+    def __init__(self, pairs: list[Pair], scale: int, patch_size: int, batch_size: int, seed: int = 0,
                  rank: int = 0, world_size: int = 1, augment: bool = True, stream: int = 0,
                  sampling: str = "image") -> None:
         if sampling not in ("image", "area"):
@@ -128,7 +100,7 @@ class PatchBatches(torch.utils.data.Dataset):
             self._perms[epoch] = np.random.default_rng([self.seed, self.stream, 1, epoch]).permutation(n)
         return int(self._perms[epoch][sample % n])
 
-    def _crop(self, pair: ImagePair, u: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _crop(self, pair: Pair, u: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         p, s = self.patch, self.scale
         h, w = pair.lr.shape[:2]
         y, x = int(u[0] * (h - p + 1)), int(u[1] * (w - p + 1))
@@ -166,4 +138,4 @@ def to_float(batch: Tensor, device: torch.device | str, channels_last: bool = Fa
     return x.contiguous(memory_format=torch.channels_last) if channels_last else x
 
 
-__all__ = ["ImagePair", "PatchBatches", "dihedral", "list_images", "load_pairs", "make_lr", "to_float"]
+__all__ = ["PatchBatches", "dihedral", "load_pairs", "make_lr", "to_float"]

@@ -10,11 +10,13 @@ Both compute ``PixelShuffle(tail(act(body(... act(head(x)))))) + nearest_upsampl
 
 from __future__ import annotations
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from repsr.blocks import BLOCKS
 from repsr.config import ModelConfig
+from repsr.reparam.base import Fusable
 
 
 def _check_sizes(config: ModelConfig) -> None:
@@ -22,11 +24,12 @@ def _check_sizes(config: ModelConfig) -> None:
         raise ValueError(f"invalid network size: {config}")
 
 
-class RepVGGSR(nn.Module):
+class RepVGGSR(Fusable):
     """Training-time network: head block, ``blocks`` body blocks, tail block, each a RepBlock.
 
     Module names avoid ``body``: tools that sniff SRVGGNetCompact by its keys must never mistake
-    an unmerged network for a deploy one.
+    an unmerged network for a deploy one. Being :class:`~repsr.reparam.base.Fusable`, it merges
+    itself (:meth:`fuse`) into its own deploy layout, :class:`CompactSR`.
     """
 
     def __init__(self, config: ModelConfig) -> None:
@@ -51,6 +54,29 @@ class RepVGGSR(nn.Module):
         for block, act in zip(self.stages, self.stage_acts, strict=True):
             y = act(block(y))
         return self.shuffle(self.tail(y)) + F.interpolate(x, scale_factor=self.config.scale, mode="nearest")
+
+    def fuse(self) -> CompactSR:
+        """A new :class:`CompactSR` equal to this net in inference mode; this net is untouched.
+
+        Conv ``2k`` of the Compact body is block ``k`` fused (head, stages, tail in order), and
+        PReLU ``2k+1`` a copy of the activation after it. Device, dtype and train/eval mode follow
+        this net. Only the size fields carry over: the block options name no part of a plain net.
+        """
+        src = self.config
+        config = ModelConfig(arch="compact", scale=src.scale, blocks=src.blocks, channels=src.channels,
+                             in_channels=src.in_channels, bgr=src.bgr)
+        param = next(self.parameters())
+        deploy = CompactSR(config).to(device=param.device, dtype=param.dtype)
+        blocks = [self.head, *self.stages, self.tail]
+        acts = [self.head_act, *self.stage_acts]
+        with torch.no_grad():
+            for i, block in enumerate(blocks):
+                conv = block.fuse()
+                deploy.body[2 * i].weight.copy_(conv.weight)
+                deploy.body[2 * i].bias.copy_(conv.bias)
+            for i, act in enumerate(acts):
+                deploy.body[2 * i + 1].weight.copy_(act.weight)
+        return deploy.train(self.training)
 
 
 class CompactSR(nn.Module):

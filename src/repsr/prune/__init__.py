@@ -2,14 +2,14 @@
 
 ``channels``: prunable channel groups and the surgery (torch-pruning's dependency graph);
 ``valset``: a cached validation batch and its fast PSNR; ``search``: the global, PSNR-priced
-pruning loop; ``finetune``: the short MSE/Adam fine-tuning used between rounds and after bias removal.
+pruning loop; ``finetune``: fine-tuning between rounds, after bias removal and at the end, as Trainer runs.
 """
 
 from repsr.prune.channels import GROUPS, ChannelGroup, channel_masked, drop_biases, remove_channels, widths
-from repsr.prune.finetune import FinetuneConfig, Finetuner
+from repsr.prune.finetune import BICUBIC_PP_RECIPE, Finetuner
 from repsr.prune.search import PruneHistory, PruneRound, channel_costs, global_prune
 from repsr.prune.valset import ValBatch, batch_psnr, load_val_batch
 
-__all__ = ["GROUPS", "ChannelGroup", "FinetuneConfig", "Finetuner", "PruneHistory", "PruneRound", "ValBatch",
+__all__ = ["BICUBIC_PP_RECIPE", "GROUPS", "ChannelGroup", "Finetuner", "PruneHistory", "PruneRound", "ValBatch",
            "batch_psnr", "channel_costs", "channel_masked", "drop_biases", "global_prune", "load_val_batch",
            "remove_channels", "widths"]

@@ -1,72 +1,78 @@
-"""A small fine-tuning loop for the pruning and bias-removal stages of Bicubic++.
+"""Fine-tuning for the pruning and bias-removal stages of Bicubic++, as ordinary Trainer runs.
 
-Between pruning rounds the net changes shape, so it is trained here in-process rather than through
-a full ``repsr train`` run (which would re-read the data and re-create its state every round).
-The recipe is Bicubic++'s own: MSE loss, Adam, learning rate decayed linearly, random aligned
-patches with the 8 flips/rotations from :mod:`repsr.data.patches` (decoded and degraded once).
-BGR-trained nets (``config.bgr``) see their patches channel-flipped, as at inference.
+Between pruning rounds the net changes shape, so every fine-tune is a short :mod:`repsr.train`
+run of its own: the run's ``model`` section is the incoming net's config, and ``train.init_weights``
+the net's weights, written into the run's folder (so each run folder says where it started).
+All runs share one :class:`~repsr.train.config.TrainConfig` (``repsr prune --finetune-config``
+plus overrides, or :data:`BICUBIC_PP_RECIPE`) and one set of decoded training images: the images
+are read and degraded once, not once per round.
+
+Layout under the config's ``output``: ``steps/NN-<what>/`` for the short runs (rounds, bias
+removal), and the final full-length run (``--finetune-config``) in ``output`` itself.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import dataclasses
+from pathlib import Path
 
-import torch
 from torch import nn
 
-from repsr.data.patches import PatchBatches, load_pairs, to_float
+from repsr.data.images import Pair
+from repsr.data.patches import load_pairs
+from repsr.train.config import TrainConfig
+from repsr.train.loop import train
+from repsr.weights import save_model
 
-
-@dataclass(frozen=True)
-class FinetuneConfig:
-    """Data and optimisation of one fine-tuning call (``iters`` iterations, linear lr decay)."""
-
-    train: tuple[str, ...]
-    scale: int
-    iters: int = 200
-    batch_size: int = 16
-    patch_size: int = 48
-    lr: float = 1e-4
-    final_lr_ratio: float = 0.1
-    degradation: str = "ntire"
-    jpeg_quality: int = 90
-    seed: int = 0
+# Bicubic++'s own fine-tuning recipe (MSE, Adam (0.9, 0.999), linearly decayed rate, no BN, NTIRE LR),
+# the base of every fine-tune when no --finetune-config is given; `--lr X` also sets optim.min_lr to X / 10.
+BICUBIC_PP_RECIPE = ["optim.loss=mse", "optim.betas=[0.9, 0.999]", "optim.schedule=linear", "optim.min_lr=1.0e-5",
+                     "train.lr=1.0e-4", "train.batch_size=16", "train.patch_size=48", "train.bn_switch=null",
+                     "train.val_every=0", "train.ckpt_every=0", "train.amp=false", "data.degradation=ntire"]
 
 
 class Finetuner:
-    """Callable ``model -> model`` that trains ``iters`` steps; data is loaded once, batches never repeat."""
+    """Runs ``config`` from a given net's weights; callable as ``tuner(model) -> model`` for each pruning round."""
 
-    def __init__(self, config: FinetuneConfig) -> None:
-        self.config = config
-        pairs = load_pairs(list(config.train), config.scale, config.patch_size, config.degradation,
-                           config.jpeg_quality)
-        self.batches = PatchBatches(pairs, config.scale, config.patch_size, config.batch_size, seed=config.seed)
-        self.step = 0  # global batch index: successive calls continue the data stream
+    def __init__(self, config: TrainConfig, round_iters: int = 0) -> None:
+        self.config, self.round_iters = config, round_iters
+        self.steps = 0
+        self._pairs: list[Pair] | None = None
 
-    def __call__(self, model: nn.Module, iters: int | None = None) -> nn.Module:
-        cfg = self.config
-        iters = cfg.iters if iters is None else iters
+    def __call__(self, model: nn.Module) -> nn.Module:
+        """One pruning round's fine-tune: ``round_iters`` iterations (the net unchanged when 0)."""
+        return self.step(model, self.round_iters, "round")
+
+    def step(self, model: nn.Module, iters: int, what: str) -> nn.Module:
+        """A short run of ``iters`` iterations in ``output/steps/NN-what``, without validation."""
         if iters <= 0:
             return model
+        self.steps += 1
+        output = Path(self.config.output) / "steps" / f"{self.steps:02d}-{what}"
+        config = dataclasses.replace(self.config, data=dataclasses.replace(self.config.data, val=[]),
+                                     train=dataclasses.replace(self.config.train, iters=iters),
+                                     seed=self.config.seed + self.steps)
+        return self._run(model, config, output)
+
+    def final(self, model: nn.Module) -> nn.Module:
+        """The full-length run of the config (its validation included), in ``output`` itself."""
+        return self._run(model, self.config, Path(self.config.output))
+
+    def _run(self, model: nn.Module, config: TrainConfig, output: Path) -> nn.Module:
+        init = output / "init.safetensors"
+        save_model(model, init)
+        config = dataclasses.replace(config, model=model.config, output=str(output),
+                                     train=dataclasses.replace(config.train, init_weights=str(init)))
+        result = train(config, pairs=self._training_pairs(config))
         device = next(model.parameters()).device
-        flip = bool(getattr(model.config, "bgr", False))
-        opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
-        decay = lambda i: 1.0 - (1.0 - cfg.final_lr_ratio) * i / max(iters - 1, 1)  # noqa: E731
-        sched = torch.optim.lr_scheduler.LambdaLR(opt, decay)
-        was_training = model.training
-        model.train()
-        for _ in range(iters):
-            lr_u8, hr_u8 = self.batches[self.step]
-            self.step += 1
-            lr, hr = to_float(lr_u8, device), to_float(hr_u8, device)
-            if flip:
-                lr, hr = lr.flip(1), hr.flip(1)
-            loss = nn.functional.mse_loss(model(lr), hr)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
-        return model.train(was_training)
+        return result.eval_model.to(device).train(model.training)
+
+    def _training_pairs(self, config: TrainConfig) -> list[Pair]:
+        if self._pairs is None:
+            c = config
+            self._pairs = load_pairs(c.data.train, c.model.scale, c.train.patch_size, c.data.degradation,
+                                     c.data.jpeg_quality)
+        return self._pairs
 
 
-__all__ = ["FinetuneConfig", "Finetuner"]
+__all__ = ["BICUBIC_PP_RECIPE", "Finetuner"]

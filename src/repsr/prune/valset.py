@@ -18,9 +18,9 @@ import torch
 from torch import Tensor, nn
 
 from repsr.data.degrade import degrade, modcrop
-from repsr.data.patches import list_images
+from repsr.data.images import list_hr_images
 from repsr.errors import ReprError
-from repsr.imageio import read_image
+from repsr.imageio import read_uint8
 from repsr.inference import super_resolve
 
 
@@ -54,8 +54,8 @@ def load_val_batch(folders: list[str], scale: int, degradation: str = "ntire", j
     """Degrade up to ``max_images`` HR images per folder and keep aligned ``crop`` x ``crop`` LR crops."""
     lrs, hrs, names = [], [], []
     for folder in folders:
-        for path in _spread(list_images([folder]), max_images):
-            hr = modcrop(np.rint(read_image(path).rgb * 255.0).astype(np.uint8), scale)
+        for path in _spread(list_hr_images([folder]), max_images):
+            hr = modcrop(read_uint8(path, rgb=True), scale)
             pair = _crop_pair(hr, degrade(hr, scale, kind=degradation, jpeg_quality=jpeg_quality), scale, crop)
             if pair is not None:
                 hrs.append(pair[0])

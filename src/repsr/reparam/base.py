@@ -1,4 +1,9 @@
-"""The base class of every training-time block that merges into one convolution."""
+"""The bases of everything that merges: :class:`Fusable` (a whole model or a block) and :class:`RepBlock`.
+
+:func:`repsr.reparam.convert.reparameterize` dispatches on :class:`Fusable` alone, so the merge
+needs to know no model: a model with a deploy layout of its own (``RepVGGSR`` -> ``CompactSR``)
+says so by being Fusable, and everything else has its RepBlocks swapped one by one.
+"""
 
 from __future__ import annotations
 
@@ -14,7 +19,19 @@ from repsr.bn import SwitchableBatchNorm2d
 from repsr.reparam.kernel import KernelBias, to_conv
 
 
-class RepBlock(nn.Module, abc.ABC):
+class Fusable(nn.Module, abc.ABC):
+    """A module that knows its own inference form: a training-time block, or a whole model.
+
+    :meth:`fuse` returns a new module equal to this one in inference mode (BN on population
+    statistics) and never mutates ``self``; the result holds no BatchNorm and no Fusable.
+    """
+
+    @abc.abstractmethod
+    def fuse(self) -> nn.Module:
+        """A new module equal to this one in inference mode; ``self`` is untouched."""
+
+
+class RepBlock(Fusable):
     """A multi-branch block whose inference-mode output equals one convolution.
 
     Subclasses build their branches in ``__init__``, run them in :meth:`forward_branches` (never

@@ -39,7 +39,8 @@ class ImageArtifacts:
     textured_err_fixed: float
 
     @property
-    def drop(self) -> float:
+    def gain(self) -> float:
+        """PSNR (dB) the fix gains on this image over the baseline (negative: it loses)."""
         return self.psnr_fixed - self.psnr_baseline
 
 
@@ -109,7 +110,7 @@ def artifact_study(baseline: nn.Module, fixed: nn.Module, eval_sets: list[str], 
     rows, kept = [], []
     for result, sample, srs, errors, smooth in compare(baseline, fixed, eval_sets, scale):
         rows.append(result)
-        kept.append((result.drop, result, sample, srs, errors, smooth))
+        kept.append((result.gain, result, sample, srs, errors, smooth))
         kept = sorted(kept, key=lambda k: -k[0])[:crops]
     out_dir.mkdir(parents=True, exist_ok=True)
     for rank, (_, result, sample, srs, errors, smooth) in enumerate(kept, 1):

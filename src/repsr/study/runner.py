@@ -15,6 +15,7 @@ from typing import Any
 
 import torch
 
+from repsr.atomic import atomic_write
 from repsr.errors import ReprError
 from repsr.evaluate import evaluate
 from repsr.hub import resolve_model
@@ -49,6 +50,12 @@ class VariantResult:
     @classmethod
     def load(cls, path: Path) -> VariantResult:
         return cls(**json.loads(path.read_text()))
+
+
+def write_result(path: Path, result: VariantResult) -> None:
+    """Write ``result.json``, the variant's "finished" marker: atomically, or a kill could fake a finish."""
+    text = json.dumps(asdict(result), indent=1)
+    atomic_write(path, lambda tmp: Path(tmp).write_text(text))
 
 
 def _bench_input(size: str) -> torch.Tensor:
@@ -86,12 +93,11 @@ def run_variant(study: StudyConfig, variant: Variant) -> VariantResult:
     result = VariantResult(variant.name, variant.title, variant.set, iters=config.train.iters)
     resume = (run_dir / "checkpoints" / "latest.pt").is_file()
     try:
-        trainer = train(config, resume=resume)
+        run = train(config, resume=resume)
     except ReprError as exc:
         result.diverged = str(exc)
         return result
-    done = max(1, trainer.iteration - trainer.reporter.start)
-    result.wall_ms_per_iter = 1000 * (trainer.step_s + trainer.wait_s) / done
+    result.wall_ms_per_iter = run.wall_ms_per_iter
     model = load_model(run_dir / "model_latest.safetensors")
     merged = load_model(run_dir / "model_merged.safetensors")
     result.params_train = sum(p.numel() for p in model.parameters())
@@ -174,8 +180,7 @@ def run_study(study: StudyConfig, only: list[str] | None = None, log=print) -> d
         result = run_variant(study, variant)
         if result.diverged:
             log(f"[{variant.name}] DIVERGED: {result.diverged}")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(asdict(result), indent=1))
+        write_result(path, result)
         rows.append(result)
     # a partial run (``only``) skips reference rows and costs: their models may not exist yet
     references: list[VariantResult] = []

@@ -19,7 +19,7 @@ import torch
 import torch.distributed as dist
 from torch import Tensor, nn
 
-from repsr.bn import batchnorm_layers, freeze_bn, is_bn_frozen
+from repsr.bn import batchnorm_layers, freeze_bn
 
 
 @torch.no_grad()
@@ -93,8 +93,3 @@ def switch_bn(model: nn.Module, batches: Iterable[Tensor] | None, freeze_affine:
         freeze_bn_affine(model)
     return count
 
-
-def bn_state_summary(model: nn.Module) -> dict[str, bool]:
-    """``{"has_bn": ..., "frozen": ...}`` for logs and checkpoints."""
-    has_bn = bool(batchnorm_layers(model))
-    return {"has_bn": has_bn, "frozen": has_bn and is_bn_frozen(model)}

@@ -9,7 +9,9 @@ Only tensors and primitive containers are stored, so loading never unpickles cod
 
 from __future__ import annotations
 
+import json
 import random
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +20,7 @@ import torch
 
 from repsr.atomic import atomic_write
 from repsr.errors import ReprError
+from repsr.train.config import TrainConfig, config_from_json
 from repsr.weights import safe_torch_load
 
 FORMAT = "repsr-train-1"
@@ -65,3 +68,16 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise ReprError(f"{path}: not a repsr training checkpoint")
     return state
+
+
+def check_resumable(config: TrainConfig, state: dict[str, Any], source: str) -> None:
+    """A checkpoint of another model cannot be resumed; other config changes are allowed but noted."""
+    old = config_from_json(state["config"], source)
+    if old.model != config.model:
+        was, now = old.model, config.model
+        raise ReprError(f"{source}: checkpoint is for model {was.arch} M{was.blocks}C{was.channels} x{was.scale}, "
+                        f"not the configured {now.arch} M{now.blocks}C{now.channels} x{now.scale}")
+    stored = json.loads(state["config"])
+    changed = [k for k, v in json.loads(config.to_json()).items() if stored.get(k) != v]
+    if changed:
+        warnings.warn(f"resuming with a changed config ({', '.join(changed)})", stacklevel=3)

@@ -63,11 +63,16 @@ class LoopConfig:
     """Length, batch, BN switch, validation/checkpoint cadence and device options of the loop."""
 
     iters: int = 100_000
+    # Weights to start from (a repsr .safetensors holding exactly the ``model`` section's net), or
+    # None for a fresh init: how a fine-tune (Bicubic++ stages 2 and 3) continues an earlier net.
+    init_weights: str | None = None
     batch_size: int = 32
     patch_size: int = 64  # LR patch side; the HR patch is scale times larger
     lr: float = 5e-4
-    # RepSR's BN switch: a fraction of ``iters`` in (0, 1] (float) or an absolute iteration (int);
-    # null/false for none. At the switch BN statistics are re-estimated and frozen for good.
+    # RepSR's BN switch: a fraction of ``iters`` in (0, 1] written with a dot (0.8; 1.0 = at the end),
+    # or an absolute iteration >= 2 (an int); null/false for none. ``1`` and ``0`` are refused: they
+    # read as "100%" and "none" but would mean iterations. At the switch BN statistics are
+    # re-estimated and frozen for good.
     bn_switch: int | float | bool | None = 0.8
     # Batches over which population statistics are re-estimated at the switch; 0 keeps BN's running
     # (exponential-average) statistics as they are.
@@ -117,7 +122,7 @@ class TrainConfig:
 def bn_switch_iteration(config: LoopConfig) -> int | None:
     """The iteration at which BN switches to population statistics, or None for no switch.
 
-    A float is a fraction of ``iters`` (0.8 -> 80%); an int is an absolute iteration.
+    A float is a fraction of ``iters`` (0.8 -> 80%); an int is an absolute iteration (>= 2, checked on load).
     """
     value = config.bn_switch
     if value is None or value is False:
@@ -138,8 +143,9 @@ def _validate(config: TrainConfig, source: str) -> None:
         (t.bn_switch is not True, "train.bn_switch", "must be a fraction, an iteration or null, not true"),
         (not isinstance(t.bn_switch, float) or 0 < t.bn_switch <= 1, "train.bn_switch",
          "as a fraction must lie in (0, 1]"),
-        (not isinstance(t.bn_switch, int) or isinstance(t.bn_switch, bool) or t.bn_switch >= 0,
-         "train.bn_switch", "as an iteration must be >= 0"),
+        (not isinstance(t.bn_switch, int) or isinstance(t.bn_switch, bool) or t.bn_switch >= 2, "train.bn_switch",
+         f"= {t.bn_switch} is ambiguous: write a fraction with a dot (1.0 = at the end), an iteration >= 2, "
+         "or null for none"),
         (t.bn_calib_batches >= 0, "train.bn_calib_batches", "must be >= 0 (0: keep running statistics)"),
         (t.val_every >= 0 and t.ckpt_every >= 0 and t.log_every >= 1, "train.val_every/ckpt_every/log_every",
          "must be >= 0 (log_every >= 1)"),

@@ -10,47 +10,55 @@ from __future__ import annotations
 
 import logging
 import math
+import random
+import sys
 import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 import yaml
 from torch import Tensor
 
+from repsr.data.images import Pair
 from repsr.data.patches import PatchBatches, load_pairs, to_float
-from repsr.errors import ReprError
+from repsr.errors import ConfigError, ReprError
 from repsr.models import build_model
 from repsr.reparam.base import set_merged_forward
 from repsr.train import ddp
-from repsr.train.bn_switch import bn_state_summary, freeze_bn_affine, switch_bn
+from repsr.train.bn_switch import freeze_bn_affine, switch_bn
+from repsr.train.checkpoint import check_resumable, load_checkpoint, save_checkpoint, set_rng_state
 from repsr.train.config import TrainConfig, bn_switch_iteration
 from repsr.train.ema import EMA
-from repsr.train.outputs import load_state, prepare_output, save_outputs, save_state
+from repsr.train.outputs import metrics_size, prepare_output, save_merged, save_weights, truncate_metrics
 from repsr.train.precision import resolve_amp
 from repsr.train.progress import Reporter
+from repsr.train.result import TrainResult
 from repsr.train.schedule import build_optimizer
 from repsr.train.sync_bn import convert_sync_switchable_bn
 from repsr.train.validate import load_val_sets, validate
+from repsr.weights import load_state
 
 log = logging.getLogger(__name__)
 
 
 def seed_everything(seed: int) -> None:
-    import random
-
-    import numpy as np
-
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
 
 
 class Trainer:
-    """One training run; ``Trainer(config, resume=...).run()`` does everything."""
+    """One training run; ``Trainer(config, resume=...).run()`` does everything and returns a :class:`TrainResult`.
 
-    def __init__(self, config: TrainConfig, resume: bool = False, profile: bool = False) -> None:
+    ``pairs`` (optional) are decoded training pairs to train on instead of loading ``data.train``:
+    for callers that run several short runs on the same images (the rounds of pruning).
+    """
+
+    def __init__(self, config: TrainConfig, resume: bool = False, profile: bool = False,
+                 pairs: list[Pair] | None = None) -> None:
         self.config, self.profile = config, profile
         self.output = Path(config.output)
         self.ckpt_path = self.output / "checkpoints" / "latest.pt"
@@ -69,6 +77,8 @@ class Trainer:
         if config.train.deterministic:
             torch.use_deterministic_algorithms(True, warn_only=True)
         self.model = self._build_model()
+        if config.train.init_weights:
+            self._load_init_weights(config.train.init_weights)
         set_merged_forward(self.model, config.train.merged_forward)
         self.optimizer, self.scheduler = build_optimizer(self.model, config)
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.cuda and self.amp == "fp16")
@@ -77,11 +87,9 @@ class Trainer:
         self.switched = False
         self.switch_at = bn_switch_iteration(config.train)
         if resume:
-            load_state(self, self.ckpt_path)
-            if self.switched and config.train.freeze_bn_affine:
-                freeze_bn_affine(self.model)
+            self._resume()
         self.net = self._wrap()
-        self.data = self._build_data()
+        self.data = self._build_data(pairs)
         self.wait_s = self.step_s = 0.0
         self.val_sets: list | None = None
 
@@ -97,14 +105,71 @@ class Trainer:
             convert_sync_switchable_bn(model)
         return model.train()
 
+    def _load_init_weights(self, path: str) -> None:
+        """Start from the weights in ``path`` (``train.init_weights``); the file must hold the configured model."""
+        config, state, _ = load_state(path)
+        if config != self.config.model:
+            raise ConfigError(f"train.init_weights: {path} holds {config.arch} M{config.blocks}C{config.channels} "
+                              f"x{config.scale}, not the configured model section")
+        self.model.load_state_dict(state, strict=True)
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to continue this run exactly (RNG states apart: the checkpoint adds them)."""
+        return {
+            "iteration": self.iteration,
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "ema": self.ema.state_dict() if self.ema is not None else None,
+            "bn_switch": {"switched": self.switched, "at": self.switch_at},
+            "best": dict(self.best),
+            "config": self.config.to_json(),
+            "metrics_bytes": metrics_size(self.output),
+        }
+
+    def load_state_dict(self, state: dict[str, Any], source: str = "<state>") -> None:
+        """Continue from what :meth:`state_dict` returned; a state of another model is a one-line error."""
+        check_resumable(self.config, state, source)
+        if (self.ema is None) != (state["ema"] is None):
+            raise ReprError(f"{source}: train.ema differs from the checkpoint's (on/off cannot change on resume)")
+        try:
+            self.model.load_state_dict(state["model"])
+            self.optimizer.load_state_dict(state["optimizer"])
+        except (RuntimeError, ValueError, KeyError) as exc:
+            raise ReprError(f"{source}: checkpoint does not fit this model ({str(exc).splitlines()[0]})") from None
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.scaler.load_state_dict(state["scaler"])
+        if self.ema is not None:
+            self.ema.load_state_dict(state["ema"])
+        self.iteration = int(state["iteration"])
+        self.switched = bool(state["bn_switch"]["switched"])
+        self.best = dict(state["best"])
+        if self.switched and self.config.train.freeze_bn_affine:
+            freeze_bn_affine(self.model)
+
+    def _resume(self) -> None:
+        """Load ``checkpoints/latest.pt``, restore the RNGs and cut the metrics log back to the checkpoint."""
+        state = load_checkpoint(self.ckpt_path)
+        self.load_state_dict(state, str(self.ckpt_path))
+        set_rng_state(state["rng"])
+        if self.info.is_main:
+            truncate_metrics(self.output, state.get("metrics_bytes"))
+            print(f"resuming from iteration {self.iteration} ({self.ckpt_path})", file=sys.stderr, flush=True)
+
+    def _meta(self) -> dict[str, str]:
+        return {"iteration": str(self.iteration), "bn_frozen": str(self.switched)}
+
     def _wrap(self) -> torch.nn.Module:
         """DDP (under torchrun) and torch.compile around the model; rebuilt when params stop training."""
         net = ddp.wrap(self.model, self.info, self.device)
         return torch.compile(net) if self.config.train.compile else net
 
-    def _build_data(self) -> PatchBatches:
+    def _build_data(self, pairs: list[Pair] | None) -> PatchBatches:
         c = self.config
-        pairs = load_pairs(c.data.train, c.model.scale, c.train.patch_size, c.data.degradation, c.data.jpeg_quality)
+        if pairs is None:
+            pairs = load_pairs(c.data.train, c.model.scale, c.train.patch_size, c.data.degradation,
+                               c.data.jpeg_quality)
         return PatchBatches(pairs, c.model.scale, c.train.patch_size, c.train.batch_size, c.seed,
                             self.info.rank, self.info.world_size, sampling=c.data.sampling)
 
@@ -158,6 +223,8 @@ class Trainer:
         c = self.config
         channels_last = self.cuda and c.train.channels_last
         lr, hr = to_float(lr_u8, self.device, channels_last), to_float(hr_u8, self.device, channels_last)
+        if c.model.bgr:  # patches are RGB; a net trained on BGR (the official Bicubic++) sees them flipped
+            lr, hr = lr.flip(1), hr.flip(1)
         with self._autocast():
             sr = self.net(lr)
         loss_fn = F.l1_loss if c.optim.loss == "l1" else F.mse_loss
@@ -202,16 +269,16 @@ class Trainer:
                            f"{max(result['gap'].values(), default=0):.4f} dB)")
         if result["psnr"] > self.best["psnr"]:
             self.best = {"psnr": result["psnr"], "iter": self.iteration}
-            save_outputs(self, best=True)
+            save_weights(self.output, self.eval_model(), self._meta(), best=True)
         return result
 
     def checkpoint(self) -> None:
         if self.info.is_main:
-            save_state(self, self.ckpt_path)
-            save_outputs(self, best=False)
+            save_checkpoint(self.ckpt_path, self.state_dict())
+            save_weights(self.output, self.eval_model(), self._meta(), best=False)
         ddp.barrier(self.info)
 
-    def run(self, stop_at: int | None = None) -> None:
+    def run(self, stop_at: int | None = None) -> TrainResult:
         """Train up to ``train.iters`` (or ``stop_at``, which simulates an interruption for tests)."""
         c = self.config
         stop = min(c.train.iters, stop_at) if stop_at is not None else c.train.iters
@@ -228,6 +295,8 @@ class Trainer:
         finally:
             self.reporter.close()
         ddp.shutdown(self.info)
+        return TrainResult(self.output, self.iteration, self.reporter.start, self.step_s, self.wait_s,
+                           self.switched, dict(self.best), self.model, self.eval_model(), self.state_dict())
 
     def _loop(self, stop: int) -> None:
         if self.iteration >= stop:
@@ -252,7 +321,8 @@ class Trainer:
 
     def _finish(self) -> None:
         if self.info.is_main:
-            save_outputs(self, best=False, merged=True)
+            save_weights(self.output, self.eval_model(), self._meta(), best=False)
+            save_merged(self.output, self.eval_model(), self._meta(), {"iteration": str(self.best["iter"])})
             best = (f"best mean val PSNR {self.best['psnr']:.3f} dB at {self.best['iter']}" if self.best["iter"] >= 0
                     else "no validation sets")
             self.reporter.line(f"done: {self.iteration} iterations; {best}; outputs in {self.output}")
@@ -264,11 +334,10 @@ class Trainer:
                            f"waiting for data {100 * self.wait_s / max(total, 1e-9):.1f}% of the time")
 
 
-def train(config: TrainConfig, resume: bool = False, profile: bool = False, stop_at: int | None = None) -> Trainer:
-    """Run (or resume) a training run; returns the finished :class:`Trainer`."""
-    trainer = Trainer(config, resume=resume, profile=profile)
-    trainer.run(stop_at=stop_at)
-    return trainer
+def train(config: TrainConfig, resume: bool = False, profile: bool = False, stop_at: int | None = None,
+          pairs: list[Pair] | None = None) -> TrainResult:
+    """Run (or resume) a training run; returns its :class:`TrainResult`."""
+    return Trainer(config, resume=resume, profile=profile, pairs=pairs).run(stop_at=stop_at)
 
 
-__all__ = ["Trainer", "train", "bn_state_summary"]
+__all__ = ["TrainResult", "Trainer", "train"]

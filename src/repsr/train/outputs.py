@@ -1,4 +1,4 @@
-"""What a run leaves on disk, and how a run is restored from it.
+"""What a run leaves on disk: its folder, its model files and the length of its metrics log.
 
 ``output/checkpoints/latest.pt``: the full training state (see :mod:`repsr.train.checkpoint`).
 ``output/model_latest.safetensors`` / ``model_best.safetensors``: the training graph (BN state
@@ -11,23 +11,15 @@ run again and would otherwise be logged twice (a second ``bn_switch`` record, fo
 
 from __future__ import annotations
 
-import json
 import os
-import sys
-import warnings
 from pathlib import Path
-from typing import TYPE_CHECKING
+
+from torch import nn
 
 from repsr.atomic import atomic_write, remove_stale_temps, why_unwritable
-from repsr.errors import OutputError, ReprError
+from repsr.errors import OutputError
 from repsr.reparam.convert import reparameterize
-from repsr.train.checkpoint import load_checkpoint, save_checkpoint, set_rng_state
-from repsr.train.config import config_from_json
-from repsr.weights import save_model
-
-if TYPE_CHECKING:
-    from repsr.train.loop import Trainer
-
+from repsr.weights import load_model, save_model
 
 METRICS = "metrics.jsonl"
 # Every file a run writes atomically: what a SIGKILL mid-write can leave a temporary file of.
@@ -50,87 +42,29 @@ def prepare_output(output: Path, config_yaml: str) -> None:
     atomic_write(output / "config.yaml", lambda tmp: Path(tmp).write_text(config_yaml))
 
 
-def _metrics_bytes(output: Path) -> int:
+def metrics_size(output: Path) -> int:
+    """Bytes in ``metrics.jsonl`` now: what a checkpoint remembers, to cut the log back on resume."""
     path = output / METRICS
     return path.stat().st_size if path.is_file() else 0
 
 
-def save_state(trainer: Trainer, path: Path) -> None:
-    """Checkpoint everything needed to continue ``trainer`` exactly."""
-    state = {
-        "iteration": trainer.iteration,
-        "model": trainer.model.state_dict(),
-        "optimizer": trainer.optimizer.state_dict(),
-        "scheduler": trainer.scheduler.state_dict(),
-        "scaler": trainer.scaler.state_dict(),
-        "ema": trainer.ema.state_dict() if trainer.ema is not None else None,
-        "bn_switch": {"switched": trainer.switched, "at": trainer.switch_at},
-        "best": dict(trainer.best),
-        "config": trainer.config.to_json(),
-        "metrics_bytes": _metrics_bytes(trainer.output),
-    }
-    save_checkpoint(path, state)
-
-
-def _check_compatible(trainer: Trainer, state: dict, path: Path) -> None:
-    """A checkpoint of another model cannot be resumed; other config changes are allowed but noted."""
-    old = config_from_json(state["config"], str(path))
-    if old.model != trainer.config.model:
-        raise ReprError(f"{path}: checkpoint is for model {old.model.arch} M{old.model.blocks}C{old.model.channels} "
-                        f"x{old.model.scale}, not the configured {trainer.config.model.arch} "
-                        f"M{trainer.config.model.blocks}C{trainer.config.model.channels} x{trainer.config.model.scale}")
-    changed = [k for k, v in json.loads(trainer.config.to_json()).items() if json.loads(state["config"]).get(k) != v]
-    if changed:
-        warnings.warn(f"resuming with a changed config ({', '.join(changed)})", stacklevel=2)
-
-
-def load_state(trainer: Trainer, path: Path) -> None:
-    """Restore ``trainer`` from a checkpoint written by :func:`save_state`."""
-    state = load_checkpoint(path)
-    _check_compatible(trainer, state, path)
-    if (trainer.ema is None) != (state["ema"] is None):
-        raise ReprError(f"{path}: train.ema differs from the checkpoint's (on/off cannot change on resume)")
-    try:
-        trainer.model.load_state_dict(state["model"])
-        trainer.optimizer.load_state_dict(state["optimizer"])
-    except (RuntimeError, ValueError, KeyError) as exc:
-        raise ReprError(f"{path}: checkpoint does not fit this model ({str(exc).splitlines()[0]})") from None
-    trainer.scheduler.load_state_dict(state["scheduler"])
-    trainer.scaler.load_state_dict(state["scaler"])
-    if trainer.ema is not None:
-        trainer.ema.load_state_dict(state["ema"])
-    trainer.iteration = int(state["iteration"])
-    trainer.switched = bool(state["bn_switch"]["switched"])
-    trainer.best = dict(state["best"])
-    set_rng_state(state["rng"])
-    if trainer.info.is_main:
-        _truncate_metrics(trainer.output, state.get("metrics_bytes"))
-        print(f"resuming from iteration {trainer.iteration} ({path})", file=sys.stderr, flush=True)
-
-
-def _truncate_metrics(output: Path, size: int | None) -> None:
+def truncate_metrics(output: Path, size: int | None) -> None:
     """Cut ``metrics.jsonl`` back to what it held at the checkpoint (older checkpoints: keep it)."""
     path = output / METRICS
     if size is not None and path.is_file() and path.stat().st_size > size:
         os.truncate(path, size)
 
 
-def save_outputs(trainer: Trainer, best: bool, merged: bool = False) -> None:
-    """Write the model files of the run (rank 0 only); ``best`` after a new best validation score."""
-    out = trainer.output
-    model = trainer.eval_model()
-    meta = {"iteration": str(trainer.iteration), "bn_frozen": str(trainer.switched)}
-    if best:
-        save_model(model, out / "model_best.safetensors", meta)
-        return
-    save_model(model, out / "model_latest.safetensors", meta)
-    if merged:
-        was_training = model.training
-        save_model(reparameterize(model.eval()), out / "model_merged.safetensors", meta)
-        model.train(was_training)
-        best_path = out / "model_best.safetensors"
-        if best_path.exists():
-            from repsr.weights import load_model
+def save_weights(output: Path, model: nn.Module, meta: dict[str, str], best: bool) -> None:
+    """Write the training graph as ``model_best`` (after a new best validation score) or ``model_latest``."""
+    save_model(model, output / ("model_best.safetensors" if best else "model_latest.safetensors"), meta)
 
-            save_model(reparameterize(load_model(best_path)), out / "model_best_merged.safetensors",
-                       {"iteration": str(trainer.best["iter"])})
+
+def save_merged(output: Path, model: nn.Module, meta: dict[str, str], best_meta: dict[str, str]) -> None:
+    """Write the deployable nets at the end of a run: ``model_merged`` and, if a best exists, its merge."""
+    was_training = model.training
+    save_model(reparameterize(model.eval()), output / "model_merged.safetensors", meta)
+    model.train(was_training)
+    best_path = output / "model_best.safetensors"
+    if best_path.exists():
+        save_model(reparameterize(load_model(best_path)), output / "model_best_merged.safetensors", best_meta)
