@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import importlib.util
+import re
 import subprocess
 import sys
 
@@ -48,21 +49,25 @@ def test_code_is_ruff_clean():
     assert result.returncode == 0, result.stdout[-3000:]
 
 
-# docs/architecture.md's table: a module's layer by its first name under repsr/ (a file or a package).
-LAYERS = {
-    7: ("commands", "cli", "__main__", "__init__"),
-    6: ("prune", "study"),
-    5: ("train",),
-    4: ("inference", "export", "upscale", "video", "evaluate", "ntire", "bench"),
-    3: ("blocks", "models", "weights", "hub", "data"),
-    2: ("reparam", "imageio"),
-    1: ("errors", "atomic", "config", "bn", "progress", "metrics"),
-}
+def _read_layers() -> dict[int, tuple[str, ...]]:
+    """docs/architecture.md's table: layer number -> module names (a file or a package under repsr/)."""
+    layers = {}
+    for line in (REPO / "docs" / "architecture.md").read_text().splitlines():
+        match = re.match(r"\|\s*(\d+)[^|]*\|([^|]*)\|", line)
+        if match:
+            names = re.findall(r"`([^`]+)`", match.group(2))
+            layers[int(match.group(1))] = tuple(n.rstrip("/").removesuffix(".py") for n in names)
+    return layers
+
+
+LAYERS = _read_layers()
 
 
 def _layer(parts: list[str]) -> int:
     name = parts[0].removesuffix(".py") if parts else "__init__"
-    return next(layer for layer, names in LAYERS.items() if name in names)
+    found = [layer for layer, names in LAYERS.items() if name in names]
+    assert len(found) == 1, f"repsr/{name} must appear in exactly one layer of docs/architecture.md"
+    return found[0]
 
 
 def test_no_module_imports_a_higher_layer():

@@ -26,11 +26,11 @@ from torch import nn
 from repsr.errors import ReprError
 from repsr.export.onnx import OnnxUpscaler, export_onnx
 from repsr.export.quantize import QuantOptions, quantize_onnx
-from repsr.hub import load_runner
 from repsr.inference import as_upscaler
 from repsr.models import ARCHS, build_model, create_model, parse_preset
 from repsr.reparam.base import RepBlock
 from repsr.reparam.convert import reparameterize
+from repsr.runner import load_runner
 
 DEFAULT_SIZES = "320x180x4,1280x720x3"
 NTIRE_WARMUP, NTIRE_REPS = 50, 244

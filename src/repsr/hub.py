@@ -2,9 +2,9 @@
 
 Shipped files live in ``repsr/pretrained/<name>.safetensors`` (merged nets, tens of KB each).
 :func:`resolve_model` turns a user's ``--model`` argument -- a shipped name or a path -- into a
-loaded model, so every command accepts both. :func:`load_runner` is the one loading path of
+loaded model, so every command accepts both. :func:`repsr.runner.load_runner` (the one loading path of
 ``repsr eval``, ``repsr bench`` and ``repsr upscale`` that also accepts the ``.onnx`` files
-``repsr merge`` (fp32) and ``repsr quantize`` (INT8) write.
+``repsr merge`` (fp32) and ``repsr quantize`` (INT8) write) builds on it.
 """
 
 from __future__ import annotations
@@ -15,8 +15,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from repsr.errors import ReprError, WeightsError
-from repsr.export.onnx import OnnxUpscaler
+from repsr.errors import WeightsError
 from repsr.weights import load_model
 
 DEFAULT_MODEL = "repsr-m4c16-x{scale}"
@@ -54,23 +53,3 @@ def resolve_model(name_or_path: str, device: str | torch.device = "cpu", bgr: bo
     Bicubic++ ``.pth``); ``None`` keeps what the file says.
     """
     return load_model(model_path(name_or_path), device=device, bgr=bgr)
-
-
-def is_onnx(name_or_path: str | Path) -> bool:
-    return Path(name_or_path).suffix.lower() == ".onnx"
-
-
-def load_runner(name_or_path: str, device: str | torch.device = "cpu", bgr: bool | None = None,
-                threads: int = 0) -> nn.Module | OnnxUpscaler:
-    """A model to run: a PyTorch module for weights files and shipped names, or for an ``.onnx``
-    file an :class:`OnnxUpscaler` (onnxruntime on the CPU; fp32 or INT8).
-
-    Both are accepted by :func:`repsr.inference.as_upscaler` and :func:`repsr.evaluate.evaluate`.
-    ``threads`` is onnxruntime's intra-op thread count (0: its default).
-    """
-    path = model_path(name_or_path)
-    if not is_onnx(path):
-        return resolve_model(name_or_path, device=device, bgr=bgr)
-    if str(device) not in ("cpu", "auto"):
-        raise ReprError(f"{path}: an ONNX model runs on the CPU with onnxruntime (use --device cpu)")
-    return OnnxUpscaler(path, threads=threads, bgr=bgr)

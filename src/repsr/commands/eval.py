@@ -46,8 +46,8 @@ def _model_and_scale(args: argparse.Namespace):
         if args.scale is None:
             raise ReprError("--scale is required with --model bicubic")
         return None, args.scale
-    from repsr.hub import load_runner
     from repsr.inference import as_upscaler, resolve_device
+    from repsr.runner import load_runner
 
     device = resolve_device(args.device)  # `cuda` without a GPU, or `gpu`: one line, not a traceback
     model = load_runner(args.model, device=device, bgr=True if args.bgr else None)

@@ -38,6 +38,7 @@ from torch import nn
 
 from repsr.atomic import atomic_write
 from repsr.config import ModelConfig
+from repsr.data.crops import load_val_batch
 from repsr.errors import ReprError
 from repsr.export.equalize import equalize_ranges
 from repsr.export.onnx import QUANT_KEY, export_onnx
@@ -113,9 +114,6 @@ def calibration_batches(folders: Sequence[str | Path], config: ModelConfig, imag
     default, the shipped models' training degradation), float32 in [0, 1], flipped to BGR for
     BGR-trained weights, stacked ``batch`` at a time (N, 3, crop, crop).
     """
-    # not at module level: repsr.prune imports torch-pruning, needed here only for its crop loader
-    from repsr.prune.valset import load_val_batch
-
     lr = load_val_batch([str(f) for f in folders], config.scale, degradation=degradation,
                         max_images=images, crop=crop).lr.numpy()
     if config.bgr:
