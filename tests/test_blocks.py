@@ -105,3 +105,15 @@ def test_repsr_block_structure_follows_paper():
     assert isinstance(path.expand_bn, SwitchableBatchNorm2d)
     assert path.squeeze.kernel_size == (1, 1) and path.squeeze.out_channels == 16
     assert not BLOCKS["repsr"](3, 16, ModelConfig()).has_identity
+
+
+def test_dbb_one_by_one_then_three_starts_its_one_by_one_as_the_identity():
+    """DBB's published init: the 1x1 of the 1x1 -> 3x3 branch is identity + a zero-initialised delta."""
+    from repsr.blocks import DBBlock
+
+    block = DBBlock(6, 6)
+    first = block.pointwise_square.first
+    assert not first.delta.any()
+    x = torch.rand(2, 6, 5, 4)
+    torch.testing.assert_close(torch.nn.functional.conv2d(x, first.delta + first.eye), x)
+    assert "pointwise_square.first.eye" not in block.state_dict()  # a constant, not a weight

@@ -37,8 +37,9 @@ class ModelConfig:
     blocks: int = 4
     channels: int = 16
     in_channels: int = 3
-    # Start VGG-style nets from their nearest-neighbour skip: zero the tail block's output layer where a
-    # BN sets its scale (see RepBlock.zero_init_output). False = PyTorch's default init everywhere.
+    # Start VGG-style nets from their nearest-neighbour skip: every family zeroes its tail block's output
+    # (BN scales, RepSR's squeeze, ECB's branch ends, plain's conv; see RepBlock.zero_init_output).
+    # False = PyTorch's default init everywhere.
     zero_init_tail: bool = True
     # Channel order the weights expect: the official Bicubic++ release was trained on BGR images.
     bgr: bool = False

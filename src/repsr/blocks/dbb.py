@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from repsr.blocks.convbn import ConvBN
@@ -10,16 +12,41 @@ from repsr.reparam import kernel as K
 from repsr.reparam.base import RepBlock
 
 
+class _IdentityConvBN(nn.Module):
+    """``BN(conv1x1(x))`` whose kernel is the identity plus a learned, zero-initialised delta.
+
+    DBB's published 1x1 -> 3x3 branch starts its 1x1 as the identity (``IdentityBasedConv1x1``): the
+    branch then begins as a plain 3x3 conv + BN on the block's input instead of a random mixing.
+    """
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.delta = nn.Parameter(torch.zeros(channels, channels, 1, 1))
+        self.register_buffer("eye", torch.eye(channels).reshape(channels, channels, 1, 1), persistent=False)
+        self.bn = SwitchableBatchNorm2d(channels)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.bn(F.conv2d(x, self.delta + self.eye))
+
+    def equivalent_kernel_bias(self) -> K.KernelBias:
+        kernel = self.delta + self.eye
+        return K.fuse_bn(K.KernelBias(kernel, kernel.new_zeros(kernel.shape[0])), self.bn)
+
+
 class _OneByOneThen(nn.Module):
     """1x1 conv + BN, then a 3x3 operator (avg-pool or conv) + BN, with exact borders.
 
     The 1x1 stage's output is padded with its own effective bias (not zero) before the 3x3
     operator, which is what makes the merged single 3x3 conv equal at the image borders too.
+    Deviation from the DBB release, on purpose: the padding value is not detached. The gradient is
+    then the true gradient of the block's function (a few border taps differ from the release's), and
+    merged-kernel training reproduces it exactly.
     """
 
     def __init__(self, in_channels: int, mid_channels: int, out_channels: int, pool: bool) -> None:
         super().__init__()
-        self.first = ConvBN(in_channels, mid_channels, 1)
+        identity_first = not pool and mid_channels == in_channels
+        self.first = _IdentityConvBN(in_channels) if identity_first else ConvBN(in_channels, mid_channels, 1)
         self.pad = K.BiasPad(1)
         self.pool = pool
         self.op = nn.AvgPool2d(3, stride=1) if pool else nn.Conv2d(mid_channels, out_channels, 3, bias=False)

@@ -66,6 +66,20 @@ class ECBlock(RepBlock):
         out = self.square(x) + self.expand_square(x)
         return out + self.sobel_x(x) + self.sobel_y(x) + self.laplacian(x)
 
+    def zero_init_output(self) -> None:
+        """Zero every branch's contribution: the 3x3, the 1x1->3x3's 3x3 and bias, the masks' scale and bias.
+
+        Each branch ends in one of these, so the block starts as the zero map (the network as its
+        nearest-neighbour skip, like the BN families) and every zeroed tensor still gets a gradient.
+        """
+        tensors = [self.square.weight, self.square.bias, self.expand_square.square.weight,
+                   self.expand_square.square.bias]
+        for branch in (self.sobel_x, self.sobel_y, self.laplacian):
+            tensors += [branch.scale, branch.bias]
+        with torch.no_grad():
+            for t in tensors:
+                t.zero_()
+
     def equivalent_kernel_bias(self) -> K.KernelBias:
         branches = (self.expand_square, self.sobel_x, self.sobel_y, self.laplacian)
         return K.add(K.from_conv(self.square), *(b.equivalent_kernel_bias() for b in branches))

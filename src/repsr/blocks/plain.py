@@ -19,6 +19,11 @@ class PlainBlock(RepBlock):
     def forward_branches(self, x: Tensor) -> Tensor:
         return self.conv(x)
 
+    def zero_init_output(self) -> None:
+        """Zero weight and bias: the network starts as its nearest-neighbour skip, like the BN families."""
+        nn.init.zeros_(self.conv.weight)
+        nn.init.zeros_(self.conv.bias)
+
     def equivalent_kernel_bias(self) -> K.KernelBias:
         return K.from_conv(self.conv)
 

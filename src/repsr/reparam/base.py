@@ -101,7 +101,8 @@ class RepBlock(Fusable):
         is (or directly follows) a BN emits a unit-scale residual that swamps the network's
         nearest-neighbour skip. Zeroing the scale of the output BNs (as ResNets do for their last
         BN) starts such a network from the skip alone; gradients still reach the zeroed scales.
-        Blocks without BN keep their fan-in-scaled default init.
+        BN-free blocks override this to zero their own last layers, so that every family starts
+        from the same function (a fair comparison needs one init policy, not one per family).
         """
         for bn in self.output_norms():
             nn.init.zeros_(bn.weight)
