@@ -83,3 +83,26 @@ def test_study_file_errors_are_one_line(tmp_path, data_dir):
     path.write_text(path.read_text().replace("variants:", "variantz:"))
     with pytest.raises(ConfigError, match="unknown key 'variantz'"):
         load_study(path)
+
+
+def _row(label: str, psnr: float, diverged: str = "") -> dict:
+    return {"label": label, "diverged": diverged, "scores": {"Set5": {"psnr": psnr, "ssim": 0.9}}}
+
+
+def test_seed_table_averages_seeds_and_marks_only_differences_beyond_two_sd():
+    from repsr.study.report import mean_sd, seed_table
+
+    rows = [_row("A", 30.0), _row("A", 30.2), _row("A", 30.1),
+            _row("B", 30.5), _row("B", 30.6), _row("B", 30.55),  # +0.45 dB, sd 0.05-0.1: real
+            _row("C", 30.15), _row("C", 30.05),                  # +0.0, within noise
+            _row("D", 31.0),                                     # one seed: never marked
+            _row("E", 99.0, diverged="nan loss")]                # diverged rows are left out
+    table = seed_table({"variants": rows})
+    lines = {line.split(" | ")[0].strip("| "): line for line in table.splitlines()[2:]}
+    assert set(lines) == {"A", "B", "C", "D"}
+    mean, sd = mean_sd([30.0, 30.2, 30.1])
+    assert f"{mean:.3f} ± {sd:.3f}" in lines["A"] and abs(sd - 0.1) < 1e-12
+    assert lines["A"].count("| 3 |") == 1
+    assert "+0.450 *" in lines["B"]
+    assert "0.000 |" in lines["C"] and "*" not in lines["C"]
+    assert "+0.900 |" in lines["D"] and "*" not in lines["D"]

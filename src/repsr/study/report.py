@@ -38,6 +38,50 @@ def markdown_table(summary: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def seed_groups(rows: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    """Rows that share a label are seeds of one setting (the study file gives them one label)."""
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for r in rows:
+        if not r["diverged"]:
+            groups.setdefault(r["label"], []).append(r)
+    return groups
+
+
+def mean_sd(values: list[float]) -> tuple[float, float]:
+    """Mean and sample standard deviation (n - 1; 0 for a single value)."""
+    mean = sum(values) / len(values)
+    if len(values) < 2:
+        return mean, 0.0
+    return mean, math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
+
+
+def seed_table(summary: dict[str, Any]) -> str:
+    """One row per setting: seeds, mean +/- sd of PSNR per eval set, and the difference to the first row.
+
+    A difference is marked (*) only when it exceeds twice the larger of the two settings' sd, and only
+    where both have at least two seeds: one seed cannot tell a setting from its noise.
+    """
+    groups = seed_groups(summary["variants"])
+    if not groups:
+        return ""
+    sets = list(dict.fromkeys(name for rows in groups.values() for r in rows for name in r["scores"]))
+    stats = {label: {s: mean_sd([r["scores"][s]["psnr"] for r in rows if s in r["scores"]]) for s in sets}
+             for label, rows in groups.items()}
+    first = next(iter(groups))
+    head = ["setting", "seeds", *[f"{s} PSNR mean ± sd" for s in sets], *[f"Δ{s} vs {first}" for s in sets]]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for label, rows in groups.items():
+        cells = [f"{stats[label][s][0]:.3f} ± {stats[label][s][1]:.3f}" for s in sets]
+        deltas = []
+        for s in sets:
+            delta = stats[label][s][0] - stats[first][s][0]
+            noise = 2 * max(stats[label][s][1], stats[first][s][1])
+            real = len(rows) > 1 and len(groups[first]) > 1 and abs(delta) > noise
+            deltas.append(f"{delta:+.3f}{' *' if real else ''}")
+        lines.append("| " + " | ".join([label, str(len(rows)), *cells, *deltas]) + " |")
+    return "\n".join(lines)
+
+
 def _mean_psnr(row: dict[str, Any]) -> float:
     values = [s["psnr"] for s in row["scores"].values()]
     return sum(values) / len(values) if values else math.nan
@@ -96,8 +140,11 @@ def write_report(summary: dict[str, Any], out_dir: Path) -> Path:
     plot_psnr_vs_time(summary, out_dir / "psnr_vs_time.png")
     text = [f"# {summary['study']}", "", f"Scale x{summary['scale']}; PSNR/SSIM on Y, crop = scale; merged-net "
             f"speed in PyTorch fp32 on this CPU with {summary['threads']} thread(s); train ms/iter and merged "
-            "ms/frame measured side by side in one process (round-robin, best pass).", "", markdown_table(summary), "",
-            "![PSNR vs speed](psnr_vs_speed.png) ![PSNR vs training time](psnr_vs_time.png)", ""]
+            "ms/frame measured side by side in one process (round-robin, best pass).", "", markdown_table(summary), ""]
+    if any(len(rows) > 1 for rows in seed_groups(summary["variants"]).values()):
+        text += ["## Seeds", "", "Mean ± sample sd over seeds; * marks a difference larger than twice the larger "
+                 "sd (both settings with >= 2 seeds).", "", seed_table(summary), ""]
+    text += ["![PSNR vs speed](psnr_vs_speed.png) ![PSNR vs training time](psnr_vs_time.png)", ""]
     path = out_dir / "results.md"
     path.write_text("\n".join(text))
     return path
