@@ -91,7 +91,7 @@ def pixel_upscaler(model: nn.Module | Upscaler) -> PixelUpscale:
 
     A gray LR enters the network as three equal channels; the output's channel mean is its gray.
     """
-    run = as_upscaler(model)[0]
+    run = as_upscaler(model)
 
     def upscale(lr: np.ndarray) -> np.ndarray:
         rgb = np.repeat(lr[:, :, None], 3, axis=2) if lr.ndim == 2 else lr
@@ -194,7 +194,7 @@ def build_datasets(datasets: Iterable[str | Path | EvalDataset], scale: int) -> 
 
 def model_scale(model: nn.Module | Upscaler | None) -> int | None:
     """The scale ``model`` upscales by (None for bicubic, which takes any)."""
-    return None if model is None else as_upscaler(model)[1]
+    return None if model is None else as_upscaler(model).scale
 
 
 def evaluate_many(models: Mapping[str, nn.Module | Upscaler | None], datasets: Iterable[str | Path | EvalDataset],

@@ -24,8 +24,7 @@ from rich.table import Table
 
 from repsr.errors import ReprError
 from repsr.evaluate import BICUBIC, DatasetResult, evaluate_many, model_scale
-from repsr.inference import resolve_device
-from repsr.runner import load_runner
+from repsr.inference import load_runner, resolve_device
 
 Results = dict[str, dict[str, DatasetResult]]  # model -> dataset -> scores
 
