@@ -4,7 +4,7 @@
 # drops the biases and fine-tunes. Needs ../shared/data (T91, BSD200, Set14); run from the repository root.
 # Since the rounds became trainer runs, they share the stage config (patch 64 below; the recorded run
 # fine-tuned its rounds on patches of 32 at a linearly decayed lr 1e-4).
-# Evaluate each stage: python -m repsr.ntire WEIGHTS --data ../shared/data/B100 --methods model
+# Evaluate each stage: repsr ntire WEIGHTS --data ../shared/data/B100 --methods model
 set -e
 repsr train configs/bicubic_pp_stage1.yaml --set train.iters=10000 train.patch_size=64 train.val_every=2000 \
   train.ckpt_every=1000 train.threads=2 output=runs/bpp_long_stage1

@@ -184,3 +184,46 @@ def test_json_is_strict_when_sr_equals_hr(tmp_path, capsys):
     assert "Infinity" not in out
     record = json.loads(out)["flat"]
     assert record["psnr"] is None and record["ssim"] == 1.0 and record["images"] == 1
+
+
+def test_side_by_side_scores_each_model_as_it_scores_alone_with_differences_to_the_first(
+        data_dir, peers_dir, monkeypatch, capsys):
+    peer = str(peers_dir / "etds_ecbsr_m4c16_x4.pth")
+    code, out, err = eval_cli(monkeypatch, capsys, "-m", "repsr-m4c16-x4", "bicubic", peer, "--json",
+                              "-d", str(data_dir / "Set5"))
+    assert code == 0, err
+    got = json.loads(out)
+    assert got["scale"] == 4 and got["channel"] == "y" and got["reference"] == "repsr-m4c16-x4"
+    models = got["models"]
+    assert list(models) == ["repsr-m4c16-x4", "bicubic", "etds_ecbsr_m4c16_x4.pth"]
+    assert models["etds_ecbsr_m4c16_x4.pth"]["Set5"]["psnr"] == pytest.approx(30.89, abs=0.005)
+    assert models["bicubic"]["Set5"]["psnr"] == pytest.approx(PUBLISHED[4]["Set5"][0], abs=0.02)
+    first = models["repsr-m4c16-x4"]["Set5"]
+    assert first["psnr_diff"] == 0.0 and first["ssim_diff"] == 0.0
+    for name, sets in models.items():
+        alone_code, alone, _ = eval_cli(monkeypatch, capsys, "-m", peer if name.endswith(".pth") else name,
+                                        "-s", "4", "--json", "-d", str(data_dir / "Set5"))
+        assert alone_code == 0 and json.loads(alone)["Set5"] == {k: sets["Set5"][k] for k in ("psnr", "ssim", "images")}
+        assert sets["Set5"]["psnr_diff"] == pytest.approx(sets["Set5"]["psnr"] - first["psnr"], abs=1e-12)
+        assert sets["Set5"]["ssim_diff"] == pytest.approx(sets["Set5"]["ssim"] - first["ssim"], abs=1e-12)
+
+
+def test_side_by_side_table_has_a_row_per_model_and_set_with_the_difference_to_the_first(
+        data_dir, peers_dir, monkeypatch, capsys):
+    peer = str(peers_dir / "etds_ecbsr_m4c16_x4.pth")
+    code, out, err = eval_cli(monkeypatch, capsys, "-m", "bicubic", "-m", peer, "-s", "4",
+                              "-d", str(data_dir / "Set5"), str(data_dir / "Set14"))
+    assert code == 0, err
+    rows = [line for line in out.splitlines() if line.startswith("│") and ("bicubic" in line or "etds_ecbsr" in line)]
+    assert len(rows) == 4
+    assert "28.43" in rows[0] and "30.89" in rows[1] and "+2.46" in rows[1]
+
+
+def test_models_of_different_scales_are_a_one_line_error(peers_dir, data_dir, monkeypatch, capsys):
+    code, out, err = eval_cli(monkeypatch, capsys, "-m", "repsr-m4c16-x4", "repsr-m4c16-x2",
+                              "-d", str(data_dir / "Set5"))
+    assert code == 2 and out == "" and err.count("\n") == 1
+    assert err.startswith("error: the models upscale by different factors") and "repsr-m4c16-x2 x2" in err
+    code, _, err = eval_cli(monkeypatch, capsys, "-m", "bicubic", str(peers_dir / "etds_ecbsr_m4c16_x4.pth"),
+                            "-s", "2", "-d", str(data_dir / "Set5"))
+    assert code == 2 and err == "error: etds_ecbsr_m4c16_x4.pth upscales x4, not x2\n"

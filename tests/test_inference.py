@@ -12,7 +12,6 @@ from repsr.imageio import LoadedImage, from_array, read_image
 from repsr.inference import (
     TorchUpscaler,
     plan_tiles,
-    receptive_radius,
     resolve_device,
     super_resolve,
     upscale_tiled,
@@ -50,7 +49,7 @@ def test_too_little_tile_context_shows_seams() -> None:
     """The check above can fail: without enough context the tiles differ at their borders."""
     model = _merged(scale=2, blocks=3, channels=8).double()
     x = torch.rand(1, 3, 24, 24, dtype=torch.float64)
-    assert receptive_radius(model) == 5
+    assert model.receptive_radius == 5
     diff = (upscale_tiled(model, x, tile=8, tile_pad=2) - super_resolve(model, x)).abs().max()
     assert diff > 1e-6
 
@@ -113,7 +112,7 @@ def test_tiled_pixels_never_run_the_network_on_more_than_one_padded_tile() -> No
         seen.append(tuple(x.shape))
         return super_resolve(model, x)
 
-    spy.scale, spy.radius, spy.align = 2, 3, 1  # type: ignore[attr-defined]
+    spy.scale, spy.receptive_radius, spy.tile_alignment, spy.bgr = 2, 3, 1, False  # type: ignore[attr-defined]
     image = _image(50, 41)
     out = np.zeros((100, 82, 3), np.uint8)
     upscale_to_pixels(spy, image, out, tile=16)
@@ -147,3 +146,38 @@ def test_gray_output_is_the_mean_of_the_network_colour_and_fills_a_channel_view(
     gray = np.zeros((18, 14, 1), np.uint8)
     upscale_to_pixels(model, image, gray)
     assert np.abs(gray[:, :, 0].astype(int) - np.rint(full.mean(0).numpy() * 255)).max() <= 1
+
+
+def test_every_model_family_declares_the_facts_tiling_needs() -> None:
+    from repsr.models import ARCHS
+
+    for arch in ARCHS:
+        channels = 32 if arch == "bicubic_pp" else 8
+        model = repsr.create_model(arch, scale=3, blocks=2, channels=channels) if arch != "compact" else \
+            repsr.reparameterize(repsr.create_model("repsr", scale=3, blocks=2, channels=8))
+        upscaler = TorchUpscaler(model)
+        assert (upscaler.scale, upscaler.bgr) == (3, False), arch
+        assert upscaler.receptive_radius == (8 if arch == "bicubic_pp" else 4), arch
+        assert upscaler.tile_alignment == (2 if arch == "bicubic_pp" else 1), arch
+
+
+def test_a_model_that_does_not_declare_its_field_is_refused_not_guessed() -> None:
+    class Undeclared(torch.nn.Module):
+        scale, bgr = 2, False
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return x
+
+    with pytest.raises(ReprError, match="receptive_radius"):
+        upscale_tiled(Undeclared(), torch.rand(1, 3, 8, 8), tile=4)
+
+
+def test_a_merged_file_is_not_merged_again_on_load_and_a_training_graph_is() -> None:
+    from repsr.inference import load_upscaler, merged
+    from repsr.models import CompactSR
+
+    compact = _merged(scale=2)
+    assert merged(compact) is compact
+    training = repsr.create_model("repsr", scale=2, blocks=1, channels=4)
+    assert isinstance(merged(training), CompactSR)
+    assert isinstance(load_upscaler("repsr-m4c16-x4").model, CompactSR)  # type: ignore[attr-defined]

@@ -89,3 +89,16 @@ def test_rejects_mismatched_or_float_inputs():
         ssim(sr.astype(np.float32), hr)
     with pytest.raises(ValueError, match="SSIM needs"):
         ssim(sr[:14, :14], hr[:14, :14], crop_border=2)
+
+
+def test_batch_psnr_is_the_mean_of_per_image_rgb_psnr_on_unrounded_values():
+    import torch
+
+    from repsr.metrics import batch_psnr
+
+    hr = torch.zeros(2, 3, 4, 4, dtype=torch.float64)
+    sr = hr.clone()
+    sr[0] += 0.1  # MSE 0.01 -> 20 dB
+    sr[1] += 0.01  # MSE 1e-4 -> 40 dB
+    assert batch_psnr(sr, hr) == pytest.approx(30.0, abs=1e-9)
+    assert batch_psnr(hr, hr) == pytest.approx(120.0)  # floored, finite

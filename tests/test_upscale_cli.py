@@ -11,7 +11,7 @@ import torch
 
 import repsr
 from repsr import cli
-from repsr import upscale as pipeline
+from repsr.upscale import image as pipeline
 
 
 @pytest.fixture(autouse=True)

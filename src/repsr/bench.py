@@ -26,11 +26,10 @@ from torch import nn
 from repsr.errors import ReprError
 from repsr.export.onnx import OnnxUpscaler, export_onnx
 from repsr.export.quantize import QuantOptions, quantize_onnx
-from repsr.inference import as_upscaler
+from repsr.inference import as_upscaler, load_runner
 from repsr.models import ARCHS, build_model, create_model, parse_preset
 from repsr.reparam.base import RepBlock
 from repsr.reparam.convert import reparameterize
-from repsr.runner import load_runner
 
 DEFAULT_SIZES = "320x180x4,1280x720x3"
 NTIRE_WARMUP, NTIRE_REPS = 50, 244
@@ -74,7 +73,7 @@ def model_factory(spec: str) -> Callable[[int], nn.Module | OnnxUpscaler]:
         blocks, channels = parse_preset(preset) if preset else (4, None)
         return lambda s: create_model(arch, scale=s, blocks=blocks, channels=channels).eval()
     model = load_runner(spec)
-    own_scale = as_upscaler(model)[1]
+    own_scale = as_upscaler(model).scale
 
     def fixed(scale: int) -> nn.Module | OnnxUpscaler:
         if own_scale != scale:

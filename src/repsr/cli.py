@@ -15,7 +15,7 @@ import sys
 from repsr.errors import ReprError
 
 # Sub-commands, in the order `repsr --help` lists them.
-COMMANDS = ("upscale", "eval", "train", "merge", "quantize", "bench", "bench-train", "prune", "study")
+COMMANDS = ("upscale", "eval", "train", "merge", "quantize", "bench", "bench-train", "prune", "study", "ntire")
 
 
 def build_parser() -> argparse.ArgumentParser:

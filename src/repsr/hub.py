@@ -2,7 +2,7 @@
 
 Shipped files live in ``repsr/pretrained/<name>.safetensors`` (merged nets, tens of KB each).
 :func:`resolve_model` turns a user's ``--model`` argument -- a shipped name or a path -- into a
-loaded model, so every command accepts both. :func:`repsr.runner.load_runner` (the one loading path of
+loaded model, so every command accepts both. :func:`repsr.inference.load_upscaler` (the one loading path of
 ``repsr eval``, ``repsr bench`` and ``repsr upscale`` that also accepts the ``.onnx`` files
 ``repsr merge`` (fp32) and ``repsr quantize`` (INT8) write) builds on it.
 """

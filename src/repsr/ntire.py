@@ -5,18 +5,30 @@ bicubic baseline doubles the score, and a 4x faster runtime doubles it too. ``P`
 no border crop in the challenge) and ``t_ms`` the runtime of one 720p -> 4K (x3) frame in
 milliseconds. Which bicubic gives ``P_bic`` moves the score by ~2^0.1 (MATLAB/Pillow a = -0.5 vs
 PyTorch/OpenCV a = -0.75), so a score is only meaningful next to the name of that kernel.
+
+``repsr ntire WEIGHTS --data DIR`` (:mod:`repsr.commands.ntire`) prints the PSNR table of a model
+next to both bicubics on clean and NTIRE LR; the scale is the model's. The images are scored by
+:func:`repsr.evaluate.score_sets`, the one scoring loop, with this protocol's metrics.
 """
 
 from __future__ import annotations
 
-import argparse
 import math
-import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
+import torch
+import torch.nn.functional as F
+
+from repsr.data.datasets import find_dataset
+from repsr.data.degrade import degrade, modcrop
+from repsr.data.images import Pair
+from repsr.data.imresize import imresize
+from repsr.evaluate import build_datasets, score_sets
+from repsr.metrics import psnr
 
 # The bicubic baselines a score may be computed against, by the name repsr prints.
 BICUBIC_KERNELS = {
@@ -82,9 +94,6 @@ Upscale = Callable[[np.ndarray, int], np.ndarray]
 
 def torch_bicubic(lr: np.ndarray, scale: int) -> np.ndarray:
     """PyTorch ``interpolate(mode="bicubic")`` (a = -0.75, no antialiasing), rounded to uint8."""
-    import torch
-    import torch.nn.functional as F
-
     x = torch.from_numpy(lr.astype(np.float32))
     x = x[None, None] if lr.ndim == 2 else x.permute(2, 0, 1)[None]
     y = F.interpolate(x, scale_factor=scale, mode="bicubic", align_corners=False)[0]
@@ -94,79 +103,37 @@ def torch_bicubic(lr: np.ndarray, scale: int) -> np.ndarray:
 
 def matlab_bicubic_up(lr: np.ndarray, scale: int) -> np.ndarray:
     """MATLAB ``imresize(lr, scale, 'bicubic')`` (a = -0.5), the field's bicubic baseline."""
-    from repsr.data.imresize import imresize
-
     return imresize(lr, scale)
 
 
-def samples(folder: str | Path, scale: int, degradation: str) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """``(hr, lr)`` uint8 pairs of a set: its own MATLAB ``LR_bicubic`` files for ``"bicubic"``,
+def degraded(pair: Pair, scale: int, degradation: str) -> Pair:
+    """``pair`` as scored under ``degradation``: as it is for ``"bicubic"`` (the set's own MATLAB LR),
     else LR made from the mod-cropped HR by :func:`repsr.data.degrade.degrade` (``"ntire"``)."""
-    from repsr.data.datasets import find_dataset
-    from repsr.data.degrade import degrade, modcrop
+    if degradation == "bicubic":
+        return pair
+    hr = modcrop(pair.hr, scale)
+    return Pair(hr=hr, lr=degrade(hr, scale, kind=degradation), name=pair.name)
 
-    for sample in find_dataset(folder, scale):
-        if degradation == "bicubic":
-            yield sample.hr, sample.lr
-        else:
-            hr = modcrop(sample.hr, scale)
-            yield hr, degrade(hr, scale, kind=degradation)
+
+def samples(folder: str | Path, scale: int, degradation: str) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """``(hr, lr)`` uint8 pairs of a set under ``degradation`` (see :func:`degraded`)."""
+    for pair in find_dataset(folder, scale):
+        scored = degraded(pair, scale, degradation)
+        yield scored.hr, scored.lr
 
 
 def score_methods(methods: dict[str, Upscale], folder: str | Path, scale: int,
                   degradation: str) -> dict[str, dict[str, float]]:
     """Mean PSNR per method: ``y`` (Y channel, crop border = scale, the field's convention) and
     ``rgb`` (RGB, no border crop, the NTIRE protocol). Every method sees the very same LR."""
-    from repsr.metrics import psnr
-
-    sums = {name: [0.0, 0.0] for name in methods}
-    count = 0
-    for hr, lr in samples(folder, scale, degradation):
-        count += 1
-        for name, up in methods.items():
-            sr = up(lr, scale)
-            sums[name][0] += psnr(sr, hr, scale, y_channel=True)
-            sums[name][1] += psnr(sr, hr, 0, y_channel=False)
-    return {name: {"y": y / count, "rgb": rgb / count, "images": count} for name, (y, rgb) in sums.items()}
+    metrics = {"y": lambda sr, hr: psnr(sr, hr, scale, y_channel=True),
+               "rgb": lambda sr, hr: psnr(sr, hr, 0, y_channel=False)}
+    upscalers = {name: (lambda lr, up=up: up(lr, scale)) for name, up in methods.items()}
+    sets = build_datasets([folder], scale)
+    results = score_sets(upscalers, sets, metrics, prepare=partial(degraded, scale=scale, degradation=degradation))
+    return {name: {"y": r.mean("y"), "rgb": r.mean("rgb"), "images": len(r.images)}
+            for name, by_set in results.items() for r in by_set.values()}
 
 
-def main(argv: list[str] | None = None) -> int:
-    """``python -m repsr.ntire WEIGHTS --data DIR --scale 3 [--bgr] [--ms T]``: the Bicubic++ table."""
-    from repsr.evaluate import upscale
-    from repsr.weights import load_model
-
-    p = argparse.ArgumentParser(prog="python -m repsr.ntire", description="PSNR of a model next to MATLAB and "
-                                "PyTorch bicubic on clean (MATLAB) and NTIRE (Pillow + JPEG 90) LR.")
-    p.add_argument("weights")
-    p.add_argument("--data", nargs="+", required=True)
-    p.add_argument("--bgr", action="store_true", help="weights expect BGR input (the official Bicubic++)")
-    p.add_argument("--degradation", nargs="+", default=["bicubic", "ntire"], choices=["bicubic", "ntire"])
-    p.add_argument("--methods", nargs="+", default=["model", "matlab", "torch"], choices=["model", "matlab", "torch"],
-                   help="what to score (gains need matlab and torch)")
-    p.add_argument("--ms", type=float, default=None, help="runtime (ms) to compute the challenge score with")
-    args = p.parse_args(argv)
-    model = load_model(args.weights, bgr=True if args.bgr else None)
-    scale = model.config.scale
-    every: dict[str, Upscale] = {"model": lambda lr, s: upscale(model, lr, s),
-                                 "matlab": matlab_bicubic_up, "torch": torch_bicubic}
-    methods = {name: every[name] for name in args.methods}
-    print("| set | LR | method | PSNR Y (crop s) | PSNR RGB (no crop) | gain RGB vs matlab / torch |")
-    print("|---|---|---|---|---|---|")
-    for folder in args.data:
-        for kind in args.degradation:
-            res = score_methods(methods, folder, scale, kind)
-            for name, r in res.items():
-                gain = "-" if len(res) < 3 else \
-                    f"{r['rgb'] - res['matlab']['rgb']:+.3f} / {r['rgb'] - res['torch']['rgb']:+.3f}"
-                print(f"| {Path(folder).name} x{scale} | {kind} | {name} | {r['y']:.3f} | {r['rgb']:.3f} | {gain} |")
-            if args.ms is not None and kind == "ntire" and len(res) == 3:
-                for ref in ("matlab", "torch"):
-                    print(challenge_score(res["model"]["rgb"], res[ref]["rgb"], args.ms, ref), file=sys.stderr)
-    return 0
-
-
-__all__ = ["BICUBIC_KERNELS", "ChallengeScore", "bench_score_lines", "challenge_score", "matlab_bicubic_up",
+__all__ = ["BICUBIC_KERNELS", "ChallengeScore", "bench_score_lines", "challenge_score", "degraded", "matlab_bicubic_up",
            "samples", "score_methods", "score_value", "torch_bicubic"]
-
-if __name__ == "__main__":
-    sys.exit(main())

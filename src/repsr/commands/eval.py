@@ -1,7 +1,12 @@
-"""``repsr eval``: PSNR/SSIM of a model, or of MATLAB bicubic, on benchmark datasets.
+"""``repsr eval``: PSNR/SSIM of one model or several side by side (MATLAB bicubic included).
 
-Prints a paper-style table on stdout (or, with ``--json``, exactly
-``{"<dataset>": {"psnr": float, "ssim": float, "images": int}, ...}``); the progress bar goes to
+One ``--model`` prints a paper-style table on stdout (or, with ``--json``, exactly
+``{"<dataset>": {"psnr": float, "ssim": float, "images": int}, ...}``, the format scripts read).
+Several ``--model`` values print ONE table, model x dataset, with each score's difference to the
+FIRST model; ``--json`` then gives the same data as
+``{"scale": s, "channel": "y"|"rgb", "reference": "<first>", "models": {"<model>": {"<dataset>":
+{"psnr", "ssim", "images", "psnr_diff", "ssim_diff"}}}}`` (diffs are this model minus the first).
+Every model must upscale by one scale (``--scale`` or the models' own). The progress bar goes to
 stderr. Images that cannot be read are skipped and listed as ``warning:`` lines on stderr, and the
 command then exits 1 so scripts notice; a dataset with no readable image at all is an error (exit 2).
 """
@@ -14,82 +19,128 @@ import math
 import sys
 from pathlib import Path
 
-from repsr.errors import ReprError
-from repsr.evaluate import DatasetResult, evaluate
+from rich.console import Console
+from rich.table import Table
 
-BICUBIC = "bicubic"
+from repsr.errors import ReprError
+from repsr.evaluate import BICUBIC, DatasetResult, evaluate_many, model_scale
+from repsr.inference import load_runner, resolve_device
+
+Results = dict[str, dict[str, DatasetResult]]  # model -> dataset -> scores
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
-        "eval", help="PSNR/SSIM of a model (or MATLAB bicubic) on benchmark sets",
-        description="Score a model the way SR papers do: MATLAB-bicubic LR, uint8 SR, Y-channel "
-                    "PSNR/SSIM with crop_border = scale.")
-    p.add_argument("-m", "--model", required=True, metavar="MODEL",
-                   help="'bicubic' (MATLAB bicubic upscale of the LR), a weights file, an .onnx file "
-                        "(fp32 or INT8, run by onnxruntime) or a shipped model name")
+        "eval", help="PSNR/SSIM of models (or MATLAB bicubic) on benchmark sets, side by side",
+        description="Score models the way SR papers do: MATLAB-bicubic LR, uint8 SR, Y-channel "
+                    "PSNR/SSIM with crop_border = scale. Several --model values give one table "
+                    "with the difference of each to the first.")
+    p.add_argument("-m", "--model", required=True, nargs="+", action="extend", metavar="MODEL",
+                   help="'bicubic' (MATLAB bicubic upscale of the LR), a weights file (.safetensors, .pth), "
+                        "an .onnx file (fp32 or INT8, run by onnxruntime) or a shipped model name; "
+                        "several (or repeated -m) are compared with the first")
     p.add_argument("-d", "--data", required=True, nargs="+", metavar="DIR",
                    help="dataset folders (EDSR, DIV2K, GT/LQ or plain HR layout) or single images")
     p.add_argument("-s", "--scale", type=int, default=None,
-                   help="upscaling factor (default: the model's; required with bicubic)")
-    p.add_argument("--json", action="store_true", help="print {dataset: {psnr, ssim, images}} as JSON")
-    p.add_argument("--save", metavar="DIR", type=Path, default=None, help="write SR images to DIR/<dataset>/")
+                   help="upscaling factor (default: the models'; required when bicubic is the only model)")
+    p.add_argument("--json", action="store_true", help="print the scores as JSON (see the command's description)")
+    p.add_argument("--save", metavar="DIR", type=Path, default=None,
+                   help="write SR images to DIR/<dataset>/ (several models: DIR/<model>/<dataset>/)")
     p.add_argument("--rgb", action="store_true", help="score on RGB instead of the Y channel")
-    p.add_argument("--device", default="cpu", help="torch device for the model (default: cpu)")
-    p.add_argument("--bgr", action="store_true", help="the weights expect BGR input (e.g. the official Bicubic++ .pth)")
+    p.add_argument("--device", default="cpu", help="torch device for the models (default: cpu)")
+    p.add_argument("--bgr", action="store_true",
+                   help="the weights expect BGR input (e.g. the official Bicubic++ .pth); applies to every model file")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(run=run)
 
 
-def _model_and_scale(args: argparse.Namespace):
-    if args.model == BICUBIC:
-        if args.scale is None:
-            raise ReprError("--scale is required with --model bicubic")
-        return None, args.scale
-    from repsr.inference import as_upscaler, resolve_device
-    from repsr.runner import load_runner
-
-    device = resolve_device(args.device)  # `cuda` without a GPU, or `gpu`: one line, not a traceback
-    model = load_runner(args.model, device=device, bgr=True if args.bgr else None)
-    scale = args.scale if args.scale is not None else as_upscaler(model)[1]
-    return model, scale
+def _label(name: str, names: list[str]) -> str:
+    """A file's name without its folder, unless two models would then share a label."""
+    short = Path(name).name
+    return short if sum(Path(n).name == short for n in names) == 1 else name
 
 
-def _print_table(results: dict[str, DatasetResult], title: str) -> None:
-    from rich.console import Console
-    from rich.table import Table
+def _load(args: argparse.Namespace) -> tuple[dict[str, object], int]:
+    """``({label: model or None for bicubic}, scale)``; one scale for all, or a one-line error."""
+    if len(set(args.model)) != len(args.model):
+        twice = sorted({m for m in args.model if args.model.count(m) > 1})
+        raise ReprError(f"a model is given twice: {', '.join(twice)}")
+    device = None if all(m == BICUBIC for m in args.model) else resolve_device(args.device)
+    models = {_label(m, args.model): None if m == BICUBIC else
+              load_runner(m, device=device, bgr=True if args.bgr else None) for m in args.model}
+    scales = {name: model_scale(model) for name, model in models.items() if model is not None}
+    if args.scale is not None:
+        wrong = {name: s for name, s in scales.items() if s != args.scale}
+        if wrong:
+            name, s = next(iter(wrong.items()))
+            what = "the model" if len(models) == 1 else name
+            raise ReprError(f"{what} upscales x{s}, not x{args.scale}")
+        return models, args.scale
+    if not scales:
+        raise ReprError("--scale is required with --model bicubic")
+    if len(set(scales.values())) > 1:
+        raise ReprError("the models upscale by different factors ("
+                        + ", ".join(f"{n} x{s}" for n, s in scales.items()) + "): compare models of one scale")
+    return models, next(iter(scales.values()))
 
+
+def _finite(value: float) -> float | None:
+    # strict JSON has no Infinity/NaN: a PSNR of identical images (inf) or of no image (nan) is null
+    return value if math.isfinite(value) else None
+
+
+def _json(results: Results, scale: int, channel: str) -> dict:
+    if len(results) == 1:
+        return {d: {k: _finite(v) for k, v in r.summary().items()} for d, r in next(iter(results.values())).items()}
+    first = next(iter(results.values()))
+    models = {name: {d: {**{k: _finite(v) for k, v in r.summary().items()},
+                         "psnr_diff": _finite(r.psnr - first[d].psnr), "ssim_diff": _finite(r.ssim - first[d].ssim)}
+                     for d, r in sets.items()} for name, sets in results.items()}
+    return {"scale": scale, "channel": channel, "reference": next(iter(results)), "models": models}
+
+
+def _print_table(results: Results, title: str) -> None:
+    many = len(results) > 1
     table = Table(title=title)
-    table.add_column("Dataset")
-    table.add_column("Images", justify="right")
-    table.add_column("PSNR (dB)", justify="right")
-    table.add_column("SSIM", justify="right")
-    for name, r in results.items():
-        table.add_row(name, str(len(r.images)), f"{r.psnr:.2f}", f"{r.ssim:.4f}")
-    Console(file=sys.stdout).print(table)
+    for column in (["Dataset"] + (["Model"] if many else []) + ["Images", "PSNR (dB)", "SSIM"]
+                   + (["ΔPSNR", "ΔSSIM"] if many else [])):
+        table.add_column(column, justify="left" if column in ("Dataset", "Model") else "right")
+    first = next(iter(results.values()))
+    for d, ref in first.items():
+        for i, (name, sets) in enumerate(results.items()):
+            r = sets[d]
+            row = [d if i == 0 else "", *([name] if many else []), str(len(r.images)), f"{r.psnr:.2f}", f"{r.ssim:.4f}"]
+            if many:
+                row += ["-", "-"] if i == 0 else [f"{r.psnr - ref.psnr:+.2f}", f"{r.ssim - ref.ssim:+.4f}"]
+            table.add_row(*row, end_section=many and i == len(results) - 1)
+    Console(file=sys.stdout, width=max(100, Console().width)).print(table)
 
 
 def run(args: argparse.Namespace) -> int:
     if args.scale is not None and args.scale < 1:
         raise ReprError(f"--scale must be a positive integer, got {args.scale}")
-    model, scale = _model_and_scale(args)
-    results = evaluate(model, args.data, scale, save_dir=args.save, progress=not args.quiet,
-                       y_channel=not args.rgb)
-    skipped = [(name, image, why) for name, r in results.items() for image, why in r.skipped]
-    for name, r in results.items():
-        if not r.images:
-            reason = r.skipped[0][1] if r.skipped else "no images"
-            raise ReprError(f"{name}: no image could be evaluated ({reason})")
+    models, scale = _load(args)
+    save_dirs = None
+    if args.save is not None:
+        save_dirs = {n: args.save / n if len(models) > 1 else args.save for n in models}
+    results = evaluate_many(models, args.data, scale, save_dirs=save_dirs, progress=not args.quiet,
+                            y_channel=not args.rgb)
+    for name, sets in results.items():
+        for d, r in sets.items():
+            if not r.images:
+                reason = r.skipped[0][1] if r.skipped else "no images"
+                raise ReprError(f"{d}: no image could be evaluated ({reason})"
+                                + (f" by {name}" if len(results) > 1 else ""))
+    channel = "rgb" if args.rgb else "y"
     if args.json:
-        # strict JSON has no Infinity/NaN: a PSNR of identical images (inf) or of no image (nan) is null
-        summary = {name: {k: v if math.isfinite(v) else None for k, v in r.summary().items()}
-                   for name, r in results.items()}
-        print(json.dumps(summary, indent=2, allow_nan=False))
+        print(json.dumps(_json(results, scale, channel), indent=2, allow_nan=False))
     else:
-        channel = "RGB" if args.rgb else "Y channel"
-        _print_table(results, f"{args.model} x{scale} ({channel}, crop border {scale})")
-    for name, image, why in skipped:
-        print(f"warning: skipped {name}/{image}: {why}", file=sys.stderr)
+        what = args.model[0] if len(models) == 1 else f"{len(models)} models, differences to {next(iter(models))}"
+        _print_table(results, f"{what} x{scale} ({'RGB' if args.rgb else 'Y channel'}, crop border {scale})")
+    skipped = sorted({(d, image, why) for sets in results.values()
+                      for d, r in sets.items() for image, why in r.skipped})
+    for d, image, why in skipped:
+        print(f"warning: skipped {d}/{image}: {why}", file=sys.stderr)
     if skipped:
         print(f"warning: {len(skipped)} image(s) could not be evaluated; means exclude them", file=sys.stderr)
     return 1 if skipped else 0

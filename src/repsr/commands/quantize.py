@@ -82,8 +82,8 @@ def _report(fp32: object, int8_path: Path, folders: list[str], scale: int) -> No
 def run(args: argparse.Namespace) -> int:
     from repsr.export.onnx import OnnxUpscaler
     from repsr.export.quantize import calibration_batches, quantize_model, quantize_onnx
+    from repsr.inference import load_runner
     from repsr.reparam.convert import reparameterize
-    from repsr.runner import load_runner
 
     _check_folders(args)
     options = _options(args)

@@ -16,14 +16,13 @@ from __future__ import annotations
 import argparse
 import math
 import sys
-import tempfile
 import time
 from importlib import resources
 from pathlib import Path
 
 from repsr.errors import ReprError
-from repsr.hub import default_model_name, model_path
-from repsr.inference import TorchUpscaler, Upscaler, resolve_device
+from repsr.hub import default_model_name
+from repsr.inference import TorchUpscaler, Upscaler, load_upscaler
 from repsr.upscale import EXTS, Job, UpscaleOptions, plan_jobs, upscale_image_file, upscale_jobs
 
 
@@ -66,35 +65,11 @@ def _model_choice(args: argparse.Namespace) -> tuple[str, float | None]:
     return default_model_name(nearest), (None if scale == nearest else scale)
 
 
-def build_upscaler(model: str, backend: str | None, device: str, half: bool) -> Upscaler:
-    """Load ``model`` for ``backend``; training graphs are merged first (equal output, faster)."""
-    from repsr.reparam.convert import reparameterize
-    from repsr.weights import load_model
-
-    path = model_path(model)
-    onnx_file = path.suffix.lower() == ".onnx"
-    backend = backend or ("onnxruntime" if onnx_file else "torch")
-    if backend == "onnxruntime":
-        from repsr.export.onnx import OnnxUpscaler, export_onnx
-
-        if half or device not in ("auto", "cpu"):
-            raise ReprError("--backend onnxruntime runs on the CPU in fp32 (drop --half/--device)")
-        if onnx_file:
-            return OnnxUpscaler(path)
-        with tempfile.TemporaryDirectory() as tmp:
-            export_onnx(reparameterize(load_model(path)), Path(tmp) / "model.onnx")
-            return OnnxUpscaler(Path(tmp) / "model.onnx")
-    if onnx_file:
-        raise ReprError(f"{path}: an ONNX model needs --backend onnxruntime")
-    target = resolve_device(device)
-    return TorchUpscaler(reparameterize(load_model(path)), target, half=half)
-
-
 def _describe(upscaler: Upscaler, model: str) -> str:
     engine = ("onnxruntime INT8" if getattr(upscaler, "quantized", None) else "onnxruntime") \
         if not isinstance(upscaler, TorchUpscaler) else (
         f"torch {upscaler.device.type}{' fp16' if upscaler.half else ''}")
-    return f"{model} (x{upscaler.scale}, {engine})"  # type: ignore[union-attr]
+    return f"{model} (x{upscaler.scale}, {engine})"
 
 
 def run_sample(args: argparse.Namespace, upscaler: Upscaler, model: str, opts: UpscaleOptions) -> int:
@@ -122,8 +97,8 @@ def run(args: argparse.Namespace) -> int:
     jobs = plan_jobs(inputs, args.output, opts) if inputs else []
     if inputs and not jobs:
         raise ReprError(f"no images or videos found in {', '.join(inputs)}")
-    upscaler = build_upscaler(model, args.backend, args.device, args.half)
-    scale = upscaler.scale  # type: ignore[union-attr]
+    upscaler = load_upscaler(model, args.backend, args.device, args.half)
+    scale = upscaler.scale
     if outscale is not None and outscale != scale:
         shipped = "" if args.model else f"no shipped x{outscale:g} model: "
         print(f"note: {shipped}{model} is x{scale}; its output is resized to x{outscale:g} "

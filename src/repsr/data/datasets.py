@@ -41,8 +41,6 @@ class PairFiles:
     lr_path: Path | None
 
 
-# The decoded pair's former name here, still used by evaluate.py: to go when that says Pair.
-Sample = Pair
 
 
 def _match_channels(lr: np.ndarray, gray: bool) -> np.ndarray:

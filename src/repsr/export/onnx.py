@@ -32,10 +32,11 @@ from torch import Tensor, nn
 from repsr.atomic import atomic_write
 from repsr.config import ModelConfig
 from repsr.errors import ReprError
-from repsr.inference import receptive_radius, tile_alignment
+from repsr.models import declared_facts
 
 CONFIG_KEY = "repsr.config"
 QUANT_KEY = "repsr.quantization"  # set by repsr.export.quantize: the options of an INT8 file
+FOREIGN_RADIUS = 16  # tile context for an ONNX file without repsr metadata: generous for small SR nets
 
 
 class _AlignedForward(nn.Module):
@@ -59,7 +60,7 @@ def export_onnx(model: nn.Module, path: str | Path, opset: int = 18) -> None:
     """
     config: ModelConfig = model.config  # type: ignore[assignment]
     model = model.eval().float().cpu()
-    align = tile_alignment(model)
+    align = declared_facts(config)[1]
     net = _AlignedForward(model, align).eval() if align > 1 else model
     example = torch.rand(1, config.in_channels, 16 * align + align, 16 * align + 2 * align)
     dim = torch.export.Dim
@@ -119,10 +120,12 @@ def shuffles_to_dcr(proto) -> None:  # noqa: ANN001 - an onnx.ModelProto (onnx i
 
 
 class OnnxUpscaler:
-    """An ONNX file run by onnxruntime, callable like :class:`repsr.inference.TorchUpscaler`.
+    """An ONNX file run by onnxruntime: an :class:`repsr.inference.Upscaler` like ``TorchUpscaler``.
 
-    Scale and channel order come from the ``repsr.config`` metadata when present; a foreign ONNX
-    file (RGB assumed unless ``bgr``) gets its scale from one tiny probe run. The same class runs
+    Scale, channel order, receptive radius and tile alignment come from the ``repsr.config``
+    metadata (the radius and alignment its model family declares) when present; a foreign ONNX file
+    (RGB assumed unless ``bgr``) gets its scale from one tiny probe run and, as it cannot say its
+    field, :data:`FOREIGN_RADIUS` pixels of tile context and no alignment. The same class runs
     fp32 files (``repsr merge``) and INT8 QDQ files (``repsr quantize``): onnxruntime fuses the
     quantize/dequantize pairs into integer kernels by itself. ``quantized`` says which it is.
     """
@@ -144,7 +147,8 @@ class OnnxUpscaler:
         self.quantized = meta.get(QUANT_KEY)
         self.bgr = bool(self.config and self.config.bgr) if bgr is None else bgr
         self.scale = self.config.scale if self.config else self._probe_scale()
-        self.radius, self.align = receptive_radius(self), tile_alignment(self)
+        self.receptive_radius, self.tile_alignment = (
+            declared_facts(self.config) if self.config else (FOREIGN_RADIUS, 1))
 
     def _run(self, x: np.ndarray) -> np.ndarray:
         return self.session.run(None, {self.input_name: np.ascontiguousarray(x, dtype=np.float32)})[0]

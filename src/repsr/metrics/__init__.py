@@ -9,6 +9,9 @@ are, like the classic MATLAB scripts: converting it to RGB and then Y would scal
 (sigma 1.5), K1 = 0.01, K2 = 0.03, over the valid region, averaged over channels for RGB; it
 equals scikit-image's ``structural_similarity(gaussian_weights=True, sigma=1.5,
 use_sample_covariance=False, data_range=255)``.
+
+:func:`batch_psnr` is a deliberately different protocol for ranking many candidates fast (pruning):
+per-image RGB PSNR of *unrounded* float batches, no border crop, free of uint8 rounding noise.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import torch
 
 Y_WEIGHTS = np.array([65.481, 128.553, 24.966], dtype=np.float64)
 _PEAK = 255.0
@@ -95,4 +99,13 @@ def ssim(sr: np.ndarray, hr: np.ndarray, crop_border: int = 0, y_channel: bool =
     return _ssim_planes(a, b)
 
 
-__all__ = ["gaussian_window", "psnr", "rgb_to_y", "ssim"]
+def batch_psnr(sr: torch.Tensor, hr: torch.Tensor) -> float:
+    """Mean over images of RGB PSNR (dB) of float batches (N, C, H, W) in [0, 1], unrounded, no crop.
+
+    The per-image MSE is floored at 1e-12 (120 dB) so an exact reconstruction stays finite.
+    """
+    mse = (sr - hr).pow(2).flatten(1).mean(1).clamp_min(1e-12)
+    return float((-10.0 * torch.log10(mse)).mean())
+
+
+__all__ = ["batch_psnr", "gaussian_window", "psnr", "rgb_to_y", "ssim"]

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from collections.abc import Callable
 from typing import Any
 
 from torch import nn
@@ -16,10 +15,11 @@ from torch import nn
 from repsr.blocks import BLOCK_OPTIONS, BLOCKS
 from repsr.config import ModelConfig
 from repsr.models.bicubic_pp import BicubicPP
+from repsr.models.facts import ModelFacts
 from repsr.models.vgg import CompactSR, RepVGGSR
 
 # Every architecture by name. The training-time families merge into "compact".
-ARCHS: dict[str, Callable[[ModelConfig], nn.Module]] = {
+ARCHS: dict[str, type[nn.Module]] = {
     **{name: RepVGGSR for name in BLOCKS},
     "compact": CompactSR,
     "bicubic_pp": BicubicPP,
@@ -53,6 +53,14 @@ def build_model(config: ModelConfig) -> nn.Module:
     return ARCHS[config.arch](config)
 
 
+def declared_facts(config: ModelConfig) -> tuple[int, int]:
+    """``(receptive radius, tile alignment)`` that the family of ``config`` declares (no model built)."""
+    family = ARCHS[config.arch]
+    if not issubclass(family, ModelFacts):
+        raise TypeError(f"{config.arch} does not declare its receptive radius and tile alignment")
+    return family.receptive_radius_of(config), family.tile_alignment
+
+
 def create_model(arch: str, *, scale: int, blocks: int = 4, channels: int | None = None, **options: Any) -> nn.Module:
     """Build a network by family name, e.g. ``create_model("repsr", scale=4, blocks=4, channels=16)``.
 
@@ -69,4 +77,5 @@ def create_model(arch: str, *, scale: int, blocks: int = 4, channels: int | None
     return build_model(ModelConfig(arch=arch, scale=scale, blocks=blocks, channels=channels, **options))
 
 
-__all__ = ["ARCHS", "PRESETS", "BicubicPP", "CompactSR", "RepVGGSR", "build_model", "create_model", "parse_preset"]
+__all__ = ["ARCHS", "PRESETS", "BicubicPP", "CompactSR", "ModelFacts", "RepVGGSR", "build_model", "create_model",
+           "declared_facts", "parse_preset"]

@@ -16,15 +16,24 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from repsr.config import ModelConfig
+from repsr.models.facts import ModelFacts
 
 
-class BicubicPP(nn.Module):
+class BicubicPP(ModelFacts, nn.Module):
     """Bicubic++ at any scale and width; ``config.bias`` toggles the biases (stage 3 removes them).
 
     ``config.channels`` is the width of the residual stream (conv0 and conv2 outputs, which the
     residual add couples); ``config.mid_channels`` (default: the same) is conv1's output width,
     which structured pruning may shrink independently.
     """
+
+    tile_alignment = 2  # the stride-2 first conv
+
+    @classmethod
+    def receptive_radius_of(cls, config: ModelConfig) -> int:
+        """A stride-2 3x3 conv then three 3x3 convs at half resolution (``1 + 2 * 3``), plus one for
+        the odd-size replicate pad: 8, even so that tiles keep the stride-2 grid."""
+        return 8
 
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()

@@ -16,6 +16,7 @@ from torch import Tensor, nn
 
 from repsr.blocks import BLOCKS
 from repsr.config import ModelConfig
+from repsr.models.facts import ModelFacts
 from repsr.reparam.base import Fusable
 
 
@@ -24,13 +25,18 @@ def _check_sizes(config: ModelConfig) -> None:
         raise ValueError(f"invalid network size: {config}")
 
 
-class RepVGGSR(Fusable):
+class RepVGGSR(ModelFacts, Fusable):
     """Training-time network: head block, ``blocks`` body blocks, tail block, each a RepBlock.
 
     Module names avoid ``body``: tools that sniff SRVGGNetCompact by its keys must never mistake
     an unmerged network for a deploy one. Being :class:`~repsr.reparam.base.Fusable`, it merges
     itself (:meth:`fuse`) into its own deploy layout, :class:`CompactSR`.
     """
+
+    @classmethod
+    def receptive_radius_of(cls, config: ModelConfig) -> int:
+        """``blocks + 2`` 3x3 convs in a row: one pixel of context each."""
+        return config.blocks + 2
 
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
@@ -80,11 +86,16 @@ class RepVGGSR(Fusable):
         return deploy.train(self.training)
 
 
-class CompactSR(nn.Module):
+class CompactSR(ModelFacts, nn.Module):
     """Inference-time plain network with SRVGGNetCompact's exact module layout (PReLU variant).
 
     ``body = [conv(in, C), PReLU, (conv(C, C), PReLU) x blocks, conv(C, in * s^2)]``.
     """
+
+    @classmethod
+    def receptive_radius_of(cls, config: ModelConfig) -> int:
+        """``blocks + 2`` 3x3 convs in a row: one pixel of context each."""
+        return config.blocks + 2
 
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()

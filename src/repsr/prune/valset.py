@@ -15,22 +15,20 @@ from torch import nn
 
 from repsr.data.crops import ValBatch, load_val_batch
 from repsr.inference import super_resolve
+from repsr.metrics import batch_psnr as rgb_batch_psnr
 
 
 @torch.no_grad()
 def batch_psnr(model: nn.Module, val: ValBatch) -> float:
     """Mean per-image RGB PSNR (dB) of ``model`` on ``val``; honours ``config.bgr``."""
-    sr = super_resolve(model, val.lr)
-    mse = (sr - val.hr).pow(2).flatten(1).mean(1).clamp_min(1e-12)
-    return float((-10.0 * torch.log10(mse)).mean())
+    return rgb_batch_psnr(super_resolve(model, val.lr), val.hr)
 
 
 def bicubic_psnr(val: ValBatch) -> float:
     """The same score for PyTorch bicubic (a = -0.75) upscaling: the reference a pruned net must beat."""
     scale = val.hr.shape[-1] // val.lr.shape[-1]
     sr = torch.nn.functional.interpolate(val.lr, scale_factor=scale, mode="bicubic").clamp(0, 1)
-    mse = (sr - val.hr).pow(2).flatten(1).mean(1).clamp_min(1e-12)
-    return float((-10.0 * torch.log10(mse)).mean())
+    return rgb_batch_psnr(sr, val.hr)
 
 
 __all__ = ["ValBatch", "batch_psnr", "bicubic_psnr", "load_val_batch"]

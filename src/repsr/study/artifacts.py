@@ -17,7 +17,7 @@ from PIL import Image, ImageDraw
 from torch import nn
 
 from repsr.data.datasets import find_dataset
-from repsr.evaluate import upscale
+from repsr.evaluate import matlab_bicubic, pixel_upscaler
 from repsr.imageio import write_image
 from repsr.metrics import psnr, rgb_to_y
 
@@ -64,11 +64,12 @@ def _masked_mean(values: np.ndarray, mask: np.ndarray) -> float:
 
 def compare(baseline: nn.Module, fixed: nn.Module, eval_sets: list[str], scale: int):
     """Yield ``(ImageArtifacts, sample, [sr_baseline, sr_fixed], baseline block errors, smooth mask)``."""
+    upscalers = [pixel_upscaler(m) for m in (baseline, fixed)]
     for path in eval_sets:
         dataset = find_dataset(path, scale)
         for pair in dataset.pairs:
             sample = dataset.load(pair)
-            srs = [upscale(m, sample.lr, scale) for m in (baseline, fixed)]
+            srs = [up(sample.lr) for up in upscalers]
             (eb, smooth), (ef, _) = (block_errors(sr, sample.hr) for sr in srs)
             result = ImageArtifacts(
                 dataset.name, pair.name, *(psnr(sr, sample.hr, scale) for sr in srs),
@@ -114,7 +115,7 @@ def artifact_study(baseline: nn.Module, fixed: nn.Module, eval_sets: list[str], 
         kept = sorted(kept, key=lambda k: -k[0])[:crops]
     out_dir.mkdir(parents=True, exist_ok=True)
     for rank, (_, result, sample, srs, errors, smooth) in enumerate(kept, 1):
-        panels = [("HR", sample.hr), ("bicubic", upscale(None, sample.lr, scale)),
+        panels = [("HR", sample.hr), ("bicubic", matlab_bicubic(scale)(sample.lr)),
                   (f"{labels[0]} {result.psnr_baseline:.2f}dB", srs[0]),
                   (f"{labels[1]} {result.psnr_fixed:.2f}dB", srs[1])]
         image = side_by_side(panels, _worst_smooth_block(errors, smooth), crop_size)

@@ -15,28 +15,18 @@ import contextlib
 import os
 from fractions import Fraction
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import av
 import numpy as np
 import torch
+from rich.progress import Progress
 
 from repsr.atomic import why_unwritable
 from repsr.errors import OutputError, ReprError
 from repsr.imageio import resize_to
 from repsr.inference import Upscaler, as_upscaler, upscale_tiled
 from repsr.progress import Tick, subtask
-
-if TYPE_CHECKING:
-    from rich.progress import Progress
-
-    from repsr.upscale import UpscaleOptions
-
-VIDEO_SUFFIXES = (".mp4", ".mkv", ".mov", ".webm", ".avi", ".m4v")
-
-
-def is_video(path: Path) -> bool:
-    return path.suffix.lower() in VIDEO_SUFFIXES
+from repsr.upscale.plan import UpscaleOptions
 
 
 def _codec_for(path: Path) -> str:
@@ -85,7 +75,7 @@ def _add_video_stream(out: av.container.OutputContainer, vin: av.VideoStream, ta
 def _transcode(upscaler: Upscaler, inp: av.container.InputContainer, out: av.container.OutputContainer,
                target: Path, opts: UpscaleOptions, tick: Tick) -> tuple[int, tuple[int, int], tuple[int, int]]:
     """Stream every packet: audio copied, video decoded, batched, upscaled and encoded."""
-    _, scale, _, _ = as_upscaler(upscaler)
+    scale = as_upscaler(upscaler).scale
     vin = inp.streams.video[0]
     ain = inp.streams.audio[0] if inp.streams.audio else None
     size_in = (vin.codec_context.width, vin.codec_context.height)

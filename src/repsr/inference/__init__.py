@@ -1,0 +1,8 @@
+"""Running a model on images: the :class:`Upscaler` protocol, its torch and ONNX engines, one loader, tiling."""
+
+from repsr.inference.load import is_onnx, load_runner, load_upscaler, merged
+from repsr.inference.tiles import Tile, plan_tiles, upscale_tiled, upscale_to_pixels
+from repsr.inference.upscaler import TorchUpscaler, Upscaler, as_upscaler, resolve_device, super_resolve
+
+__all__ = ["Tile", "TorchUpscaler", "Upscaler", "as_upscaler", "is_onnx", "load_runner", "load_upscaler", "merged",
+           "plan_tiles", "resolve_device", "super_resolve", "upscale_tiled", "upscale_to_pixels"]

@@ -1,0 +1,101 @@
+"""Planning an upscale run: which input file goes to which output, and the run's options.
+
+Folders are walked recursively and their relative layout is kept under ``-o``; files inside the
+output folder are never inputs (an output folder inside the input folder is not re-upscaled on
+the next run). Output names are checked before any work: two inputs that would write the same
+file, or an output that would replace an input, are refused. Images and videos are planned
+alike; :mod:`repsr.upscale.image` and :mod:`repsr.upscale.video` do the work.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from repsr.errors import ReprError
+from repsr.imageio import IMAGE_SUFFIXES
+
+EXTS = ("auto", "png", "jpg", "webp")
+VIDEO_SUFFIXES = (".mp4", ".mkv", ".mov", ".webm", ".avi", ".m4v")
+
+
+def is_video(path: Path) -> bool:
+    return path.suffix.lower() in VIDEO_SUFFIXES
+
+
+@dataclass(frozen=True)
+class UpscaleOptions:
+    """Per-run choices: tiling, output naming, final scale (``None`` = the model's), video batch."""
+
+    tile: int = 0
+    tile_pad: int | None = None
+    suffix: str = ""
+    ext: str = "auto"
+    outscale: float | None = None
+    batch: int = 4
+
+
+@dataclass(frozen=True)
+class Job:
+    source: Path
+    target: Path
+
+
+def _walk(folder: Path, skip: Path) -> list[Path]:
+    """Images and videos under ``folder``, hidden files and anything under ``skip`` left out."""
+    suffixes = IMAGE_SUFFIXES + VIDEO_SUFFIXES
+    skip = skip.resolve()
+    return sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in suffixes
+                  and not p.name.startswith(".") and not p.resolve().is_relative_to(skip))
+
+
+def _target_name(rel: Path, opts: UpscaleOptions) -> Path:
+    ext = rel.suffix if opts.ext == "auto" or is_video(rel) else f".{opts.ext}"
+    return rel.with_name(f"{rel.stem}{opts.suffix}{ext}")
+
+
+def plan_jobs(inputs: list[str | Path], output: str | Path, opts: UpscaleOptions) -> list[Job]:
+    """Pair every input file with its output path, refusing any plan that would lose a file.
+
+    One input file with an ``-o`` that has a known suffix writes exactly there; otherwise ``-o``
+    is a folder and each file keeps its name (plus ``--suffix``; folder inputs keep their
+    relative sub-folders). Missing inputs, a video written as an image (or the reverse), two
+    inputs with one output name and outputs that would replace an input are user errors.
+    """
+    output = Path(output)
+    sources = [Path(p) for p in inputs]
+    for src in sources:
+        if not src.exists():
+            raise ReprError(f"{src}: no such file or folder")
+    single = len(sources) == 1 and sources[0].is_file()
+    if single and output.suffix.lower() in IMAGE_SUFFIXES + VIDEO_SUFFIXES:
+        jobs = [Job(sources[0], output)]
+    else:
+        jobs = []
+        for src in sources:
+            pairs = [(f, f.relative_to(src)) for f in _walk(src, output)] if src.is_dir() else [(src, Path(src.name))]
+            jobs += [Job(f, output / _target_name(rel, opts)) for f, rel in pairs]
+    check_jobs(jobs)
+    return jobs
+
+
+def check_jobs(jobs: list[Job]) -> None:
+    """Raise before any work if a job cannot be done or would overwrite what another needs."""
+    sources = {job.source.resolve(): job for job in jobs}
+    targets: dict[Path, Job] = {}
+    for job in jobs:
+        if is_video(job.source) != is_video(job.target):
+            what = "a video" if is_video(job.source) else "an image"
+            raise ReprError(f"{job.source}: {what} cannot be written as '{job.target.suffix}' "
+                            f"(name the output {job.source.suffix} or give a folder)")
+        target = job.target.resolve()
+        if target == job.source.resolve():
+            raise ReprError(f"{job.source}: output would overwrite the input (use --suffix or another -o)")
+        if target in sources:
+            raise ReprError(f"{job.source}: output {job.target} would overwrite the input {sources[target].source} "
+                            "(use --suffix or another -o)")
+        if target in targets:
+            raise ReprError(f"{targets[target].source} and {job.source} would both be written to {job.target} "
+                            "(use --ext auto or --suffix, or upscale them separately)")
+        targets[target] = job
+
