@@ -70,12 +70,13 @@ def upscale_jobs(upscaler: Upscaler, jobs: list[Job], opts: UpscaleOptions, verb
 
     Decoding, the network and encoding of successive files overlap (:func:`~repsr.upscale.pipeline.pipelined`);
     each file's lines (its warnings, then ``wrote`` or ``error``) come out together and in input order.
-    Returns the number of failed files. Out-of-memory is reported with the remedy (a smaller
+    ``verbose=False`` prints only warnings and errors (no bar, no ``wrote`` lines). Returns the number of
+    failed files. Out-of-memory is reported with the remedy (a smaller
     ``--tile`` than the one in use).
     """
     failed = 0
     scale = as_upscaler(upscaler).scale
-    with progress_bar(len(jobs) > 1) as progress:
+    with progress_bar(len(jobs) > 1 and verbose) as progress:
         task = progress.add_task("upscaling", total=len(jobs), rate="") if progress else None
         last = time.perf_counter()
         outcomes = pipelined(jobs, lambda job: _read(job, scale, opts),
