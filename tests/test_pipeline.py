@@ -70,3 +70,14 @@ def test_closing_early_stops_reader_and_writer() -> None:
         if thread is not threading.current_thread() and thread.daemon:
             thread.join(timeout=5)
     assert threading.active_count() <= before
+
+
+def test_a_failing_source_ends_with_one_itemless_error_after_the_items_it_gave() -> None:
+    def source():
+        yield 1
+        yield 2
+        raise OSError("demuxer failed")
+
+    outcomes = list(pipelined(source(), lambda i: i, lambda _i, v: v, lambda _i, v: v))
+    assert [(o.item, o.result) for o in outcomes[:2]] == [(1, 1), (2, 2)]
+    assert outcomes[2].item is None and isinstance(outcomes[2].error, OSError) and len(outcomes) == 3

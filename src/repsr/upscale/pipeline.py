@@ -73,6 +73,8 @@ def pipelined(items: Iterable[T], read: Callable[[T], Any], compute: Callable[[T
     ``size_of(item, read_value)`` is the bytes its output will hold until written: the budget is
     taken before ``compute`` allocates it. Outcomes are
     yielded in input order as soon as each write ends. Closing the generator early stops both threads.
+    ``items`` is iterated on the reader thread (a generator that decodes a video works); if it raises,
+    the last outcome has ``item=None`` and that error.
     """
     to_compute: queue.Queue = queue.Queue(depth)
     to_write: queue.Queue = queue.Queue(depth)
@@ -80,13 +82,16 @@ def pipelined(items: Iterable[T], read: Callable[[T], Any], compute: Callable[[T
     stop, flight = threading.Event(), InFlight(budget)
 
     def reader() -> None:
-        for item in items:
-            try:
-                value, error = read(item), None
-            except Exception as exc:  # passed on: the caller decides what is a user error
-                value, error = None, exc
-            if not _put(to_compute, (item, value, error), stop):
-                return
+        try:
+            for item in items:
+                try:
+                    value, error = read(item), None
+                except Exception as exc:  # passed on: the caller decides what is a user error
+                    value, error = None, exc
+                if not _put(to_compute, (item, value, error), stop):
+                    return
+        except Exception as exc:  # the source itself failed (a demuxer): one outcome without an item
+            _put(to_compute, (None, None, exc), stop)
         _put(to_compute, _END, stop)
 
     def writer() -> None:
@@ -121,7 +126,9 @@ def pipelined(items: Iterable[T], read: Callable[[T], Any], compute: Callable[[T
         to_write.put(_END)
         while (outcome := done.get()) is not _END:
             yield outcome
-    finally:
+    finally:  # joined, not abandoned: a writer still muxing into a container the caller closes would crash
         stop.set()
         if threads[1].is_alive():
             to_write.put(_END)
+        for thread in threads:
+            thread.join()
