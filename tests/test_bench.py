@@ -22,7 +22,8 @@ def test_conv_flops_are_counted_analytically() -> None:
 
 
 def test_bench_rows_and_ratios() -> None:
-    result = run_bench("repsr:M4C8", "24x16x2,20x12x3", threads=[1], warmup=0, reps=1, onnx=False)
+    result = run_bench("repsr:M4C8", "24x16x2,20x12x3", threads=[1], warmup=0, reps=1, onnx=False,
+                       with_compile=False)
     assert result["matmul_gflops"][1] > 0
     names = [r["name"] for r in result["rows"] if r["size"] == "24x16x2"]
     assert names[:3] == ["training graph fp32", "merged fp32 NCHW", "merged fp32 channels_last"]
@@ -39,7 +40,7 @@ def test_bench_cli_json_with_bicubic_pp_and_errors(capsys: pytest.CaptureFixture
                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(cli, "COMMANDS", ("bench",))
     argv = ["bench", "--model", "bicubic_pp", "--sizes", "16x12x3", "--reps", "1", "--warmup", "0", "--json",
-            "--no-onnx"]
+            "--no-compile", "--no-onnx"]
     assert cli.main(argv + ["--threads", "1"]) == 0
     rows = json.loads(capsys.readouterr().out)["rows"]
     assert rows[0]["name"] == "merged fp32 NCHW" and rows[0]["gflop"] > 0

@@ -11,6 +11,8 @@ import torch
 
 import repsr
 from repsr import cli
+from repsr.inference import load_upscaler
+from repsr.upscale import Job, UpscaleOptions, input_megapixels, plan_jobs, upscale_image_file, upscale_jobs
 from repsr.upscale import image as pipeline
 
 
@@ -219,3 +221,39 @@ def test_a_single_tiled_image_reports_its_tiles(model_file: Path, tmp_path: Path
                     str(model_file)) == 0
     err = capsys.readouterr().err
     assert "big.png (tiles)" in err and "25/25" in err  # 5 x 5 tiles of 8 px
+
+
+def test_pipelined_folder_writes_the_same_bytes_as_one_file_at_a_time(folder: Path, model_file: Path,
+                                                                      tmp_path: Path) -> None:
+    """The reader/writer threads change when work happens, never the pixels or the encoded files."""
+    upscaler = load_upscaler(str(model_file), "eager")
+    jobs = plan_jobs([folder], tmp_path / "piped", UpscaleOptions())
+    assert upscale_jobs(upscaler, jobs, UpscaleOptions(), verbose=False) == 3  # the three bad files
+    written = 0
+    for job in jobs:
+        one = tmp_path / "single" / job.target.relative_to(tmp_path / "piped")
+        try:
+            upscale_image_file(upscaler, Job(job.source, one), UpscaleOptions())
+        except repsr.ReprError:
+            assert not job.target.exists()
+            continue
+        assert one.read_bytes() == job.target.read_bytes()
+        written += 1
+    assert written == 4
+
+
+def test_input_megapixels_reads_headers_and_counts_bad_files_as_nothing(folder: Path) -> None:
+    jobs = plan_jobs([folder], folder.parent / "out", UpscaleOptions())
+    # truncated.png keeps rgb16.png's header (13x11); text.png and corrupt.jpg have none
+    assert input_megapixels(jobs) * 1e6 == pytest.approx(2 * 13 * 11 + 10 * 12 + 9 * 7 + 1)
+
+
+def test_unknown_backend_is_a_usage_error(model_file: Path, tmp_path: Path,
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+    src = tmp_path / "a.png"
+    _write(src, np.zeros((4, 4, 3), np.uint8))
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["upscale", str(src), "-o", str(tmp_path / "o.png"), "--model", str(model_file), "--backend", "trt"])
+    assert exit_info.value.code == 2 and "Traceback" not in capsys.readouterr().err
+    assert cli.main(["upscale", str(src), "-o", str(tmp_path / "o.png"), "--model", str(model_file),
+                     "--backend", "eager"]) == 0

@@ -12,6 +12,9 @@ import torch
 
 import repsr
 from repsr import cli
+from repsr.inference import CompiledUpscaler, TorchUpscaler
+from repsr.upscale import UpscaleOptions
+from repsr.upscale.video import _upscale_frames
 
 
 def _make_clip(path: Path, frames: int = 16, size: tuple[int, int] = (32, 24)) -> None:
@@ -84,3 +87,20 @@ def test_an_unwritable_video_output_is_one_line(tmp_path: Path, monkeypatch: pyt
         assert cli.main(["upscale", str(clip), "-o", str(target), "--model", str(model)]) == 1
         err = capsys.readouterr().err
         assert "Traceback" not in err and err.count("error:") == 1 and "cannot write" in err
+
+
+def test_a_compiled_engine_gets_only_full_batches_and_the_padding_is_dropped(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A short last batch is padded (no second compile for a new batch size); its extra outputs never leave."""
+    monkeypatch.setattr(torch, "compile", lambda module, **_: module)  # the engine's logic, without compiling
+    torch.manual_seed(0)
+    model = repsr.reparameterize(repsr.create_model("repsr", scale=2, blocks=1, channels=4,
+                                                    zero_init_tail=False).eval())
+    eager = TorchUpscaler(model, "cpu")
+    batches: list[int] = []
+    model.register_forward_pre_hook(lambda _m, args: batches.append(args[0].shape[0]))
+    rgb = np.random.default_rng(0).integers(0, 255, (3, 6, 5, 3), dtype=np.uint8)
+    sizes, opts = ((10, 12), (10, 12)), UpscaleOptions(batch=4)
+    padded = _upscale_frames(CompiledUpscaler(eager), rgb, sizes, opts)
+    assert batches == [4] and len(padded) == 3
+    plain = _upscale_frames(eager, rgb, sizes, opts)
+    assert batches == [4, 3] and all(np.array_equal(a, b) for a, b in zip(padded, plain, strict=True))

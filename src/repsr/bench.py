@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import cv2
 import numpy as np
@@ -48,6 +49,7 @@ class Row:
     gflop_per_s: float | None = None
     pct_matmul: float | None = None  # achieved GFLOP/s as % of the fp32 matmul rate
     x_bicubic: float | None = None  # time relative to OpenCV's uint8 bicubic
+    setup_s: float | None = None  # one-off cost before the first frame (torch.compile's compile)
 
 
 def parse_sizes(text: str) -> list[tuple[int, int, int]]:
@@ -98,6 +100,30 @@ def conv_gflop(model: nn.Module, x: torch.Tensor) -> float:
     return 2 * macs[0] / 1e9
 
 
+def time_round_robin(fns: list[Callable[[], object]], warmup: int, reps: int, device: torch.device) -> list[float]:
+    """Median milliseconds per call of each function, measured interleaved: one call of each per round.
+
+    Why interleaved: on a shared machine the load changes during a run; timing the candidates one
+    after another would charge a busy minute to whichever ran then. Round-robin spreads it over all,
+    and the median drops the rounds a burst hit.
+    """
+    times: list[list[float]] = [[] for _ in fns]
+    with torch.no_grad():
+        for _ in range(warmup):
+            for fn in fns:
+                fn()
+        for _ in range(reps):
+            for fn, spent in zip(fns, times, strict=True):
+                if device.type == "cuda":
+                    torch.cuda.synchronize()
+                t0 = time.perf_counter()
+                fn()
+                if device.type == "cuda":
+                    torch.cuda.synchronize()
+                spent.append((time.perf_counter() - t0) * 1000)
+    return [float(np.median(spent)) for spent in times]
+
+
 def time_ms(fn: Callable[[], object], warmup: int, reps: int, device: torch.device) -> float:
     """Mean milliseconds per call: CUDA events on a GPU, ``perf_counter`` on the CPU."""
     with torch.no_grad():
@@ -130,7 +156,23 @@ def _has_training_blocks(model: nn.Module) -> bool:
     return any(isinstance(m, (RepBlock, nn.modules.batchnorm._BatchNorm)) for m in model.modules())
 
 
-Candidate = tuple[str, Callable[[], object], float | None]
+class Candidate(NamedTuple):
+    """One timed configuration: its row name, one call, conv GFLOP per call, one-off setup seconds."""
+
+    name: str
+    fn: Callable[[], object]
+    gflop: float | None
+    setup_s: float | None = None
+
+
+def _compiled_candidate(merged: nn.Module, x: torch.Tensor, gflop: float) -> Candidate:
+    """The ``torch.compile`` row; its compile (the first call) is timed as the row's setup."""
+    compiled = torch.compile(merged)
+    start = time.perf_counter()
+    with torch.no_grad():
+        compiled(x)
+    setup = time.perf_counter() - start
+    return Candidate("torch.compile fp32", lambda: compiled(x), gflop, setup)
 
 
 def _onnx_row_name(runner: OnnxUpscaler) -> str:
@@ -150,8 +192,8 @@ def _onnx_candidates(merged: nn.Module, x: torch.Tensor, threads: int, gflop: fl
         quantize_onnx(Path(tmp) / "m.onnx", Path(tmp) / "q.onnx", [crop], QuantOptions())
         int8 = OnnxUpscaler(Path(tmp) / "q.onnx", threads=threads)
     feed = x.numpy()
-    return [(_onnx_row_name(fp32), lambda: fp32._run(feed), gflop),
-            (_onnx_row_name(int8), lambda: int8._run(feed), gflop)]
+    return [Candidate(_onnx_row_name(fp32), lambda: fp32._run(feed), gflop),
+            Candidate(_onnx_row_name(int8), lambda: int8._run(feed), gflop)]
 
 
 def onnx_file_candidates(runner: OnnxUpscaler, x: torch.Tensor, threads: int) -> list[Candidate]:
@@ -159,28 +201,30 @@ def onnx_file_candidates(runner: OnnxUpscaler, x: torch.Tensor, threads: int) ->
     session = OnnxUpscaler(runner.path, threads=threads, bgr=runner.bgr)
     gflop = conv_gflop(build_model(runner.config).eval(), x.cpu()) if runner.config is not None else None
     feed = x.cpu().numpy()
-    return [(_onnx_row_name(session), lambda: session._run(feed), gflop)]
+    return [Candidate(_onnx_row_name(session), lambda: session._run(feed), gflop)]
 
 
 def network_candidates(model: nn.Module, x: torch.Tensor, device: torch.device, threads: int,
-                       onnx: bool = True) -> list[Candidate]:
-    """The network rows: training graph (if any), merged net in its layouts/precisions, ORT."""
+                       onnx: bool = True, with_compile: bool = True) -> list[Candidate]:
+    """The network rows: training graph (if any), merged net in its layouts/precisions, compiled, ORT."""
     merged = reparameterize(model).eval().to(device)
     gflop = conv_gflop(merged.cpu().float(), x.cpu().float())
     merged = merged.to(device)
     rows: list[Candidate] = []
     if _has_training_blocks(model):
         train = model.eval().to(device)
-        rows.append(("training graph fp32", lambda: train(x), conv_gflop(model.cpu(), x.cpu())))
+        rows.append(Candidate("training graph fp32", lambda: train(x), conv_gflop(model.cpu(), x.cpu())))
         train.to(device)
-    rows.append(("merged fp32 NCHW", lambda: merged(x), gflop))
+    rows.append(Candidate("merged fp32 NCHW", lambda: merged(x), gflop))
     cl_model = reparameterize(model).eval().to(device).to(memory_format=torch.channels_last)
     x_cl = x.contiguous(memory_format=torch.channels_last)
-    rows.append(("merged fp32 channels_last", lambda: cl_model(x_cl), gflop))
+    rows.append(Candidate("merged fp32 channels_last", lambda: cl_model(x_cl), gflop))
+    if with_compile:
+        rows.append(_compiled_candidate(merged, x, gflop))
     if device.type == "cuda":
         half = reparameterize(model).eval().to(device).half().to(memory_format=torch.channels_last)
         x_half = x_cl.half()
-        rows.append(("merged fp16 channels_last", lambda: half(x_half), gflop))
+        rows.append(Candidate("merged fp16 channels_last", lambda: half(x_half), gflop))
     elif onnx:
         rows += _onnx_candidates(reparameterize(model).eval(), x, threads, gflop)
     return rows
@@ -188,23 +232,24 @@ def network_candidates(model: nn.Module, x: torch.Tensor, device: torch.device, 
 
 def bicubic_candidates(x: torch.Tensor, scale: int, device: torch.device) -> list[Candidate]:
     """Bicubic rows: torch (fp32, fp16 on CUDA) and on the CPU OpenCV INTER_CUBIC on uint8 and float."""
-    rows: list[Candidate] = [("bicubic torch fp32", lambda: F.interpolate(x, scale_factor=scale, mode="bicubic"),
-                              None)]
+    rows = [Candidate("bicubic torch fp32", lambda: F.interpolate(x, scale_factor=scale, mode="bicubic"), None)]
     if device.type == "cuda":
         xh = x.half()
-        rows.append(("bicubic torch fp16", lambda: F.interpolate(xh, scale_factor=scale, mode="bicubic"), None))
+        rows.append(Candidate("bicubic torch fp16", lambda: F.interpolate(xh, scale_factor=scale, mode="bicubic"),
+                              None))
         return rows
     img = np.ascontiguousarray(x[0].permute(1, 2, 0).cpu().numpy())
     img8 = (img * 255).astype(np.uint8)
     size = (img.shape[1] * scale, img.shape[0] * scale)
-    rows.append(("bicubic OpenCV uint8", lambda: cv2.resize(img8, size, interpolation=cv2.INTER_CUBIC), None))
-    rows.append(("bicubic OpenCV fp32", lambda: cv2.resize(img, size, interpolation=cv2.INTER_CUBIC), None))
+    rows.append(Candidate("bicubic OpenCV uint8", lambda: cv2.resize(img8, size, interpolation=cv2.INTER_CUBIC), None))
+    rows.append(Candidate("bicubic OpenCV fp32", lambda: cv2.resize(img, size, interpolation=cv2.INTER_CUBIC), None))
     return rows
 
 
 def bench_size(factory: Callable[[int], nn.Module], size: tuple[int, int, int], device: torch.device,
-               threads: int, warmup: int, reps: int, matmul: float, onnx: bool = True) -> list[Row]:
-    """Time every candidate at one (width, height, scale) and fill in the derived columns."""
+               threads: int, warmup: int, reps: int, matmul: float, onnx: bool = True,
+               with_compile: bool = True) -> list[Row]:
+    """Time every candidate at one (width, height, scale), interleaved, and fill in the derived columns."""
     w, h, scale = size
     x = torch.rand(1, 3, h, w, generator=torch.Generator().manual_seed(0)).to(device)
     model = factory(scale)
@@ -214,13 +259,14 @@ def bench_size(factory: Callable[[int], nn.Module], size: tuple[int, int, int], 
             raise ReprError("an .onnx model is benchmarked on the CPU (onnxruntime); use --device cpu")
         network = onnx_file_candidates(model, x, threads)
     else:
-        network = network_candidates(model, x, device, threads, onnx)
+        network = network_candidates(model, x, device, threads, onnx, with_compile)
+    candidates = network + bicubic_candidates(x, scale, device)
     rows = []
-    for name, fn, gflop in network + bicubic_candidates(x, scale, device):
-        ms = time_ms(fn, warmup, reps, device)
+    for (name, _, gflop, setup), ms in zip(candidates, time_round_robin([c.fn for c in candidates], warmup, reps,
+                                                                        device), strict=True):
         rate = gflop / (ms / 1000) if gflop is not None else None
         rows.append(Row(label, name, threads, ms, w * h * scale * scale / (ms / 1000) / 1e6, gflop, rate,
-                        None if rate is None else 100 * rate / matmul))
+                        None if rate is None else 100 * rate / matmul, setup_s=setup))
     reference = next((r.ms for r in rows if r.name in ("bicubic OpenCV uint8", "bicubic torch fp16")), None)
     for row in rows:
         row.x_bicubic = None if reference is None else row.ms / reference
@@ -229,7 +275,7 @@ def bench_size(factory: Callable[[int], nn.Module], size: tuple[int, int, int], 
 
 def run_bench(model: str = "repsr:M4C16", sizes: str = DEFAULT_SIZES, threads: list[int] | None = None,
               device: str = "cpu", warmup: int | None = None, reps: int | None = None,
-              onnx: bool = True) -> dict:
+              onnx: bool = True, with_compile: bool = True) -> dict:
     """All rows for every size and thread count, plus the matmul reference of each thread count."""
     dev = torch.device(device)
     if dev.type == "cuda" and not torch.cuda.is_available():
@@ -247,7 +293,7 @@ def run_bench(model: str = "repsr:M4C16", sizes: str = DEFAULT_SIZES, threads: l
             matmul = matmul_gflops(dev, warmup, reps)
             result["matmul_gflops"][t] = matmul
             for size in parsed:
-                rows = bench_size(factory, size, dev, t, warmup, reps, matmul, onnx)
+                rows = bench_size(factory, size, dev, t, warmup, reps, matmul, onnx, with_compile)
                 result["rows"] += [asdict(r) for r in rows]
     finally:
         torch.set_num_threads(before)

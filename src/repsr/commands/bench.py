@@ -1,4 +1,5 @@
-"""``repsr bench``: speed of a network (training graph, merged, onnxruntime) next to bicubic.
+"""``repsr bench``: speed of a network (training graph, merged eager, torch.compile, onnxruntime fp32/INT8)
+next to bicubic, and with ``--folder`` ``repsr upscale`` end to end next to the network alone.
 
 Every number is measured in the same run as a large fp32 matmul (the machine's practical FLOP
 rate) and OpenCV bicubic, so the ratios hold even on a busy machine. ``--model`` takes an arch
@@ -10,8 +11,12 @@ from __future__ import annotations
 
 import argparse
 import json
+from dataclasses import asdict
+
+import torch
 
 from repsr.bench import DEFAULT_SIZES, run_bench
+from repsr.bench_folder import format_folder_table, run_folder_bench
 from repsr.errors import ReprError
 
 
@@ -28,6 +33,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--reps", type=int, default=None, help="timed runs (default 10 on CPU, 244 on CUDA)")
     p.add_argument("--no-onnx", action="store_true",
                    help="skip the onnxruntime fp32 and INT8 rows (export and quantization take seconds)")
+    p.add_argument("--no-compile", action="store_true",
+                   help="skip the torch.compile row (compiling takes seconds)")
+    p.add_argument("--folder", default=None,
+                   help="also time repsr upscale end to end on this folder's images next to the network alone "
+                        "(eager and compiled; --model must then be a shipped name or weights file)")
+    p.add_argument("--folder-reps", type=int, default=3, help="interleaved rounds over --folder (default 3)")
     p.add_argument("--json", action="store_true", help="print the results as JSON")
     # Hook for Bicubic++ runs (repsr.ntire): the NTIRE 2023 score of each network row at 1280x720x3.
     p.add_argument("--ntire-psnr", nargs=2, type=float, default=None, metavar=("PSNR", "PSNR_BICUBIC"),
@@ -41,19 +52,28 @@ def _fmt(value: float | None, spec: str) -> str:
     return "-" if value is None else format(value, spec)
 
 
+def _x_eager(result: dict, row: dict) -> float | None:
+    """Speed-up of a network row over the eager merged net (NCHW) at the same size and threads."""
+    eager = next((r["ms"] for r in result["rows"] if r["name"] == "merged fp32 NCHW" and r["size"] == row["size"]
+                  and r["threads"] == row["threads"]), None)
+    return None if eager is None or row["gflop"] is None else eager / row["ms"]
+
+
 def format_table(result: dict) -> str:
     """Plain fixed-width table (pastes into Markdown code blocks) with the matmul reference."""
     lines = [f"model {result['model']} on {result['device']}, {result['warmup']} warm-up + {result['reps']} timed "
-             "runs; % matmul = achieved conv GFLOP/s / fp32 matmul GFLOP/s; x bicubic = time / OpenCV uint8 time"]
+             "runs, interleaved (median); % matmul = achieved conv GFLOP/s / fp32 matmul GFLOP/s; "
+             "x bicubic = time / OpenCV uint8 time; x eager = merged fp32 NCHW time / time; setup = compile seconds"]
     for t, g in result["matmul_gflops"].items():
         lines.append(f"matmul 2048^3 with {t} thread(s): {g:.1f} GFLOP/s")
     head = f"{'size':<14}{'row':<27}{'thr':>4}{'ms/frame':>10}{'MP/s':>8}{'GFLOP':>8}{'GFLOP/s':>9}" \
-           f"{'% matmul':>9}{'x bicubic':>10}"
+           f"{'% matmul':>9}{'x bicubic':>10}{'x eager':>8}{'setup s':>8}"
     lines += [head, "-" * len(head)]
     for r in result["rows"]:
         lines.append(f"{r['size']:<14}{r['name']:<27}{r['threads']:>4}{r['ms']:>10.2f}{r['mpix_per_s']:>8.1f}"
                      f"{_fmt(r['gflop'], '.2f'):>8}{_fmt(r['gflop_per_s'], '.1f'):>9}"
-                     f"{_fmt(r['pct_matmul'], '.1f'):>9}{_fmt(r['x_bicubic'], '.2f'):>10}")
+                     f"{_fmt(r['pct_matmul'], '.1f'):>9}{_fmt(r['x_bicubic'], '.2f'):>10}"
+                     f"{_fmt(_x_eager(result, r), '.2f'):>8}{_fmt(r.get('setup_s'), '.1f'):>8}")
     return "\n".join(lines)
 
 
@@ -72,9 +92,19 @@ def _threads(text: str | None) -> list[int] | None:
 def run(args: argparse.Namespace) -> int:
     if (args.warmup is not None and args.warmup < 0) or (args.reps is not None and args.reps < 1):
         raise ReprError("--warmup must be >= 0 and --reps >= 1")
-    result = run_bench(args.model, args.sizes, _threads(args.threads), args.device, args.warmup, args.reps,
-                       onnx=not args.no_onnx)
+    if args.folder_reps < 1:
+        raise ReprError("--folder-reps must be >= 1")
+    threads = _threads(args.threads)
+    result = run_bench(args.model, args.sizes, threads, args.device, args.warmup, args.reps,
+                       onnx=not args.no_onnx, with_compile=not args.no_compile)
+    if args.folder is not None:
+        folder = run_folder_bench(args.model, args.folder, (threads or [torch.get_num_threads()])[0],
+                                  args.folder_reps)
+        result["folder"] = {**folder, "rows": [asdict(r) for r in folder["rows"]]}
     print(json.dumps(result, indent=2) if args.json else format_table(result))
+    if args.folder is not None and not args.json:
+        print()
+        print(format_folder_table(folder))
     if args.ntire_psnr is not None:
         from repsr.ntire import bench_score_lines
 

@@ -22,8 +22,8 @@ from pathlib import Path
 
 from repsr.errors import ReprError
 from repsr.hub import default_model_name
-from repsr.inference import TorchUpscaler, Upscaler, load_upscaler
-from repsr.upscale import EXTS, Job, UpscaleOptions, plan_jobs, upscale_image_file, upscale_jobs
+from repsr.inference import ALIASES, BACKENDS, CompiledUpscaler, TorchUpscaler, Upscaler, load_upscaler
+from repsr.upscale import EXTS, Job, UpscaleOptions, input_megapixels, plan_jobs, upscale_image_file, upscale_jobs
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -43,8 +43,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default="auto", help="cpu, cuda or auto (default)")
     p.add_argument("--suffix", default="", help="appended to output file names (default none)")
     p.add_argument("--ext", choices=EXTS, default="auto", help="output image format (default: as input)")
-    p.add_argument("--backend", choices=("torch", "onnxruntime"), default=None,
-                   help="inference engine (default torch; .onnx models use onnxruntime)")
+    p.add_argument("--backend", choices=BACKENDS + tuple(ALIASES), default="auto",
+                   help="eager PyTorch, torch.compile (faster; compiling takes seconds) or onnx (onnxruntime); "
+                        "auto (default): compile for runs of 7 MP or more (folders, videos, large images), "
+                        "onnx for .onnx files, else eager")
     p.add_argument("--batch", type=int, default=4, help="video frames per network call (default 4)")
     p.add_argument("--sample", action="store_true", help="upscale the sample image shipped with repsr")
     p.set_defaults(run=run)
@@ -66,9 +68,11 @@ def _model_choice(args: argparse.Namespace) -> tuple[str, float | None]:
 
 
 def _describe(upscaler: Upscaler, model: str) -> str:
-    engine = ("onnxruntime INT8" if getattr(upscaler, "quantized", None) else "onnxruntime") \
-        if not isinstance(upscaler, TorchUpscaler) else (
-        f"torch {upscaler.device.type}{' fp16' if upscaler.half else ''}")
+    if isinstance(upscaler, (TorchUpscaler, CompiledUpscaler)):
+        compiled = " compiled" if isinstance(upscaler, CompiledUpscaler) and upscaler.active else ""
+        engine = f"torch {upscaler.device.type}{' fp16' if upscaler.half else ''}{compiled}"
+    else:
+        engine = "onnxruntime INT8" if getattr(upscaler, "quantized", None) else "onnxruntime"
     return f"{model} (x{upscaler.scale}, {engine})"
 
 
@@ -97,7 +101,8 @@ def run(args: argparse.Namespace) -> int:
     jobs = plan_jobs(inputs, args.output, opts) if inputs else []
     if inputs and not jobs:
         raise ReprError(f"no images or videos found in {', '.join(inputs)}")
-    upscaler = load_upscaler(model, args.backend, args.device, args.half)
+    upscaler = load_upscaler(model, args.backend, args.device, args.half,
+                             workload_mpix=input_megapixels(jobs) if args.backend == "auto" else 0.0)
     scale = upscaler.scale
     if outscale is not None and outscale != scale:
         shipped = "" if args.model else f"no shipped x{outscale:g} model: "

@@ -6,8 +6,18 @@ do one file each, ``jobs`` runs a plan. The modules import downward only: plan <
 
 from repsr.upscale.image import upscale_image_file, upscale_pixels
 from repsr.upscale.jobs import out_of_memory_hint, upscale_jobs
-from repsr.upscale.plan import EXTS, VIDEO_SUFFIXES, Job, UpscaleOptions, check_jobs, is_video, plan_jobs
+from repsr.upscale.plan import (
+           EXTS,
+           VIDEO_SUFFIXES,
+           Job,
+           UpscaleOptions,
+           check_jobs,
+           input_megapixels,
+           is_video,
+           plan_jobs,
+)
 from repsr.upscale.video import upscale_video
 
-__all__ = ["EXTS", "VIDEO_SUFFIXES", "Job", "UpscaleOptions", "check_jobs", "is_video", "out_of_memory_hint",
-           "plan_jobs", "upscale_image_file", "upscale_jobs", "upscale_pixels", "upscale_video"]
+__all__ = ["EXTS", "VIDEO_SUFFIXES", "Job", "UpscaleOptions", "check_jobs", "input_megapixels", "is_video",
+           "out_of_memory_hint", "plan_jobs", "upscale_image_file", "upscale_jobs", "upscale_pixels",
+           "upscale_video"]

@@ -7,6 +7,8 @@ in gives 16-bit out. What a format cannot keep (alpha in JPEG, 16 bits in JPEG/W
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import cv2
 import numpy as np
 from rich.progress import Progress
@@ -66,34 +68,74 @@ def upscale_pixels(upscaler: Upscaler, image: LoadedImage, size: tuple[int, int]
     return out
 
 
-def upscale_image_file(upscaler: Upscaler, job: Job, opts: UpscaleOptions,
-                       progress: Progress | None = None) -> tuple[tuple[int, int], tuple[int, int]]:
-    """Read, upscale, write one image; returns (input size, output size) as (W, H).
+@dataclass(frozen=True)
+class PreparedImage:
+    """A decoded image and what its output will be: the read stage of a job, before the network."""
 
-    An image of more than one tile gets a progress bar of its tiles (a 6000x4000 photo takes
-    minutes on a CPU). A format that cannot keep the alpha or the 16 bits is said, not hidden.
-    """
+    image: LoadedImage
+    size: tuple[int, int]  # output (W, H)
+    depth: int  # output bits per channel
+    keep_alpha: bool
+    warnings: tuple[str, ...]  # what the output format cannot keep, said once per file
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes of the output array (colour plus alpha), for the pipeline's memory budget."""
+        planes = (1 if self.image.gray else 3) + int(self.keep_alpha)
+        return self.size[0] * self.size[1] * planes * self.depth // 8
+
+
+def prepare_image(job: Job, scale: int, opts: UpscaleOptions) -> PreparedImage:
+    """Decode ``job.source`` and decide the output's size, depth and alpha (no network yet)."""
     image = read_image(job.source)
-    run = as_upscaler(upscaler)
-    scale, radius, align = run.scale, run.receptive_radius, run.tile_alignment
     suffix = job.target.suffix.lower()
     depth = image.bit_depth if suffix in DEEP else 8
     keep_alpha = image.has_alpha and suffix not in NO_ALPHA
+    warnings = []
     if image.has_alpha and not keep_alpha:
-        say(progress, f"warning: {job.source}: {suffix} has no transparency; alpha dropped (use --ext png to keep it)")
+        warnings.append(f"warning: {job.source}: {suffix} has no transparency; alpha dropped "
+                        "(use --ext png to keep it)")
     if image.bit_depth == 16 and depth == 8:
-        say(progress, f"warning: {job.source}: 16-bit image written as 8-bit {suffix} (use --ext png to keep 16 bits)")
+        warnings.append(f"warning: {job.source}: 16-bit image written as 8-bit {suffix} "
+                        "(use --ext png to keep 16 bits)")
     w, h = image.size
     factor = opts.outscale or scale
     size = (max(1, round(w * factor)), max(1, round(h * factor)))
-    pad = radius if opts.tile_pad is None else opts.tile_pad
-    tiles = len(plan_tiles(h, w, opts.tile, pad, align))
+    return PreparedImage(image, size, depth, keep_alpha, tuple(warnings))
+
+
+def compute_image(upscaler: Upscaler, job: Job, prepared: PreparedImage, opts: UpscaleOptions,
+                  progress: Progress | None = None) -> np.ndarray:
+    """The output pixels of a prepared image; a progress bar of its tiles when it has more than one
+    (a 6000x4000 photo takes minutes on a CPU)."""
+    run = as_upscaler(upscaler)
+    h, w = prepared.image.pixels.shape[:2]
+    pad = run.receptive_radius if opts.tile_pad is None else opts.tile_pad
+    tiles = len(plan_tiles(h, w, opts.tile, pad, run.tile_alignment))
+    args = (upscaler, prepared.image, prepared.size, prepared.depth, prepared.keep_alpha, opts)
     if tiles > 1:
         with subtask(progress, f"{job.source.name} (tiles)", tiles, "tiles") as tick:
-            out = upscale_pixels(upscaler, image, size, depth, keep_alpha, opts, lambda _: tick(1))
-    else:
-        out = upscale_pixels(upscaler, image, size, depth, keep_alpha, opts)
-    del image
-    write_image(job.target, out[:, :, 0] if out.shape[2] == 1 else out, reuse=True)
-    return (w, h), size
+            return upscale_pixels(*args, lambda _: tick(1))
+    return upscale_pixels(*args)
 
+
+def write_output(job: Job, out: np.ndarray) -> None:
+    """Encode ``out`` (OpenCV, streamed; its channels are reordered in place) to ``job.target``."""
+    write_image(job.target, out[:, :, 0] if out.shape[2] == 1 else out, reuse=True)
+
+
+def upscale_image_file(upscaler: Upscaler, job: Job, opts: UpscaleOptions,
+                       progress: Progress | None = None) -> tuple[tuple[int, int], tuple[int, int]]:
+    """Read, upscale, write one image, one stage after another; returns (input size, output size) as (W, H).
+
+    A format that cannot keep the alpha or the 16 bits is said, not hidden. Folders go through
+    :mod:`repsr.upscale.jobs`, which overlaps the same three stages across files.
+    """
+    prepared = prepare_image(job, as_upscaler(upscaler).scale, opts)
+    for line in prepared.warnings:
+        say(progress, line)
+    out = compute_image(upscaler, job, prepared, opts, progress)
+    size_in = prepared.image.size
+    del prepared
+    write_output(job, out)
+    return size_in, (out.shape[1], out.shape[0])

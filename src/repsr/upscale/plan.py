@@ -9,8 +9,12 @@ alike; :mod:`repsr.upscale.image` and :mod:`repsr.upscale.video` do the work.
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from pathlib import Path
+
+import av
+from PIL import Image
 
 from repsr.errors import ReprError
 from repsr.imageio import IMAGE_SUFFIXES
@@ -39,6 +43,24 @@ class UpscaleOptions:
 class Job:
     source: Path
     target: Path
+
+
+def input_megapixels(jobs: list[Job]) -> float:
+    """Input pixels of the whole run in MP, from file headers (no decoding): what decides whether compiling pays.
+
+    A file whose header cannot be read counts as nothing here; it is reported when its job runs.
+    """
+    total = 0
+    for job in jobs:
+        with contextlib.suppress(Exception):
+            if is_video(job.source):
+                with av.open(str(job.source)) as container:
+                    stream = container.streams.video[0]
+                    total += stream.codec_context.width * stream.codec_context.height * (stream.frames or 1)
+            else:
+                with Image.open(job.source) as im:
+                    total += im.size[0] * im.size[1]
+    return total / 1e6
 
 
 def _walk(folder: Path, skip: Path) -> list[Path]:

@@ -2,7 +2,8 @@
 
 Why this shape: Real-ESRGAN users' complaints about video are huge temporary frame folders, lost
 or drifting audio, and no batching. Here frames stream from the decoder straight into batches of
-``opts.batch`` frames, through the network and into the encoder -- nothing touches the disk but
+``opts.batch`` frames, through the network and into the encoder (decoding and encoding on their own
+threads, overlapping the network) -- nothing touches the disk but
 the output file (written to a hidden temporary name, then renamed). Every output frame keeps its
 source timestamp (same time base), so audio stays in sync; the audio stream is copied packet by
 packet without re-encoding. Video is encoded with libx264 (VP9 for ``.webm``), yuv420p, CRF 18.
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+from collections.abc import Iterator
 from fractions import Fraction
 from pathlib import Path
 
@@ -24,8 +26,9 @@ from rich.progress import Progress
 from repsr.atomic import why_unwritable
 from repsr.errors import OutputError, ReprError
 from repsr.imageio import resize_to
-from repsr.inference import Upscaler, as_upscaler, upscale_tiled
+from repsr.inference import CompiledUpscaler, Upscaler, as_upscaler, upscale_tiled
 from repsr.progress import Tick, subtask
+from repsr.upscale.pipeline import pipelined
 from repsr.upscale.plan import UpscaleOptions
 
 
@@ -39,13 +42,19 @@ def _output_sizes(width: int, height: int, factor: float) -> tuple[tuple[int, in
     return (w, h), (w - w % 2, h - h % 2)
 
 
-def _upscale_frames(upscaler: Upscaler, frames: list[av.VideoFrame], sizes: tuple[tuple[int, int], ...],
+def _upscale_frames(upscaler: Upscaler, rgb: np.ndarray, sizes: tuple[tuple[int, int], ...],
                     opts: UpscaleOptions) -> list[np.ndarray]:
-    """A batch of decoded frames -> uint8 RGB arrays of the encoded size."""
+    """A batch of decoded uint8 RGB frames (N, H, W, 3) -> uint8 RGB arrays of the encoded size.
+
+    A compiled engine gets full batches only (the last one padded with copies of its last frame,
+    whose outputs are dropped): a smaller batch would cost a second compile.
+    """
     (full, (w, h)) = sizes
-    rgb = np.stack([f.to_ndarray(format="rgb24") for f in frames])
+    count = len(rgb)
+    if isinstance(upscaler, CompiledUpscaler) and count < opts.batch:
+        rgb = np.concatenate([rgb, np.repeat(rgb[-1:], opts.batch - count, axis=0)])
     lr = torch.from_numpy(rgb).permute(0, 3, 1, 2).float().div_(255.0)
-    sr = upscale_tiled(upscaler, lr, opts.tile, opts.tile_pad).permute(0, 2, 3, 1).numpy()
+    sr = upscale_tiled(upscaler, lr, opts.tile, opts.tile_pad).permute(0, 2, 3, 1).numpy()[:count]
     out = []
     for img in sr:
         img = resize_to(np.ascontiguousarray(img), full)[:h, :w]
@@ -72,41 +81,67 @@ def _add_video_stream(out: av.container.OutputContainer, vin: av.VideoStream, ta
     return stream
 
 
+def _units(inp: av.container.InputContainer, vin: av.VideoStream, ain: av.AudioStream | None,
+           batch: int) -> Iterator[tuple[str, object, np.ndarray | None]]:
+    """The input in stream order: ("audio", packet, None) and ("video", frames, their RGB pixels) in batches.
+
+    Runs on the pipeline's reader thread, so demuxing, decoding and the YUV -> RGB conversion
+    overlap the network.
+    """
+    pending: list[av.VideoFrame] = []
+    for packet in inp.demux(*([vin] + ([ain] if ain is not None else []))):
+        if ain is not None and packet.stream is ain:
+            if packet.dts is not None:
+                yield "audio", packet, None
+            continue
+        for frame in packet.decode():
+            pending.append(frame)
+            if len(pending) >= max(1, batch):
+                yield "video", pending, np.stack([f.to_ndarray(format="rgb24") for f in pending])
+                pending = []
+    if pending:
+        yield "video", pending, np.stack([f.to_ndarray(format="rgb24") for f in pending])
+
+
 def _transcode(upscaler: Upscaler, inp: av.container.InputContainer, out: av.container.OutputContainer,
                target: Path, opts: UpscaleOptions, tick: Tick) -> tuple[int, tuple[int, int], tuple[int, int]]:
-    """Stream every packet: audio copied, video decoded, batched, upscaled and encoded."""
+    """Stream every packet: audio copied, video decoded, batched, upscaled and encoded.
+
+    Three stages (:func:`~repsr.upscale.pipeline.pipelined`): demux + decode on a reader thread, the
+    network here, encode + mux on a writer thread; FIFO queues keep audio and video in stream order.
+    """
     scale = as_upscaler(upscaler).scale
     vin = inp.streams.video[0]
     ain = inp.streams.audio[0] if inp.streams.audio else None
     size_in = (vin.codec_context.width, vin.codec_context.height)
     sizes = _output_sizes(*size_in, opts.outscale or scale)
-    size = sizes[1]
-    vout = _add_video_stream(out, vin, target, size)
+    vout = _add_video_stream(out, vin, target, sizes[1])
     aout = out.add_stream_from_template(ain) if ain is not None else None
-    pending: list[av.VideoFrame] = []
+
+    def compute(unit: tuple[str, object, np.ndarray | None], _: None) -> list[np.ndarray] | None:
+        kind, _payload, rgb = unit
+        return None if kind == "audio" or rgb is None else _upscale_frames(upscaler, rgb, sizes, opts)
+
+    def write(unit: tuple[str, object, np.ndarray | None], images: list[np.ndarray] | None) -> int:
+        kind, payload, _ = unit
+        if kind == "audio":
+            payload.stream = aout  # type: ignore[attr-defined]
+            out.mux(payload)  # type: ignore[arg-type]
+            return 0
+        _encode(out, vout, payload, images)  # type: ignore[arg-type]
+        return len(images or ())
+
     count = 0
-
-    def flush() -> None:
-        nonlocal count
-        if pending:
-            _encode(out, vout, pending, _upscale_frames(upscaler, pending, sizes, opts))
-            count += len(pending)
-            tick(len(pending))
-            pending.clear()
-
-    for packet in inp.demux(*([vin] + ([ain] if ain is not None else []))):
-        if ain is not None and packet.stream is ain:
-            if packet.dts is not None:
-                packet.stream = aout
-                out.mux(packet)
-            continue
-        for frame in packet.decode():
-            pending.append(frame)
-            if len(pending) >= max(1, opts.batch):
-                flush()
-    flush()
+    outcomes = pipelined(_units(inp, vin, ain, opts.batch), lambda _: None, compute, write)
+    with contextlib.closing(outcomes):
+        for outcome in outcomes:
+            if outcome.error is not None:
+                raise outcome.error
+            if outcome.result:
+                count += outcome.result
+                tick(outcome.result)
     out.mux(vout.encode(None))
-    return count, size_in, size
+    return count, size_in, sizes[1]
 
 
 def upscale_video(upscaler: Upscaler, source: Path, target: Path, opts: UpscaleOptions,

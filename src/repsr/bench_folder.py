@@ -1,0 +1,106 @@
+"""End-to-end speed of ``repsr upscale`` on a folder, next to the network alone: is I/O off the critical path?
+
+Why beside :mod:`repsr.bench`: the network rows time one call on a float tensor, but a user waits for
+decode, colour conversion, network, quantisation and PNG/JPEG encode of every file. Here each backend
+(eager, torch.compile) is timed twice on the same images: "network only" (the engine's calls on the
+images, decoded to float beforehand) and "end to end" (:func:`repsr.upscale.upscale_jobs` on the folder,
+the path ``repsr upscale`` runs, writing into a temporary folder). Their ratio is what the pipeline
+costs on top of the network; the ratio to "network only, eager" is the speed-up a user sees.
+Rounds are interleaved (one pass of each candidate per round, median of the rounds), so a burst of
+load on a shared machine is spread over all rows.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from repsr.bench import time_round_robin
+from repsr.errors import ReprError
+from repsr.imageio import read_image
+from repsr.inference import Upscaler, choose_backend, load_upscaler
+from repsr.upscale import UpscaleOptions, input_megapixels, is_video, plan_jobs, upscale_jobs
+
+# (row label, backend, channels_last): the old default (eager NCHW) is the reference of "x eager"
+FOLDER_BACKENDS = (("eager NCHW", "eager", False), ("eager", "eager", True), ("compile", "compile", True))
+
+
+@dataclass
+class FolderRow:
+    """One backend and stage over the whole folder."""
+
+    backend: str  # "eager NCHW" (the reference), "eager" (channels_last) or "compile"
+    stage: str  # "network only" or "end to end"
+    ms_per_image: float
+    x_eager: float = 1.0  # speed-up over "network only, eager" (time ratio)
+    x_network: float = 1.0  # this time / the same backend's network-only time
+    setup_s: float | None = None  # compiling (every image size once) before the first timed round
+
+
+def _warm(upscaler: Upscaler, images: list[torch.Tensor]) -> float:
+    """Seconds to run every distinct image size once (torch.compile compiles here, not in the timing)."""
+    start, seen = time.perf_counter(), set()
+    for x in images:
+        if x.shape not in seen:
+            seen.add(x.shape)
+            upscaler(x)
+    return time.perf_counter() - start
+
+
+def run_folder_bench(model: str, folder: str | Path, threads: int, reps: int = 3,
+                     backends: tuple[tuple[str, str, bool], ...] = FOLDER_BACKENDS) -> dict:
+    """Rows of network-only and end-to-end milliseconds per image for each backend on ``folder``'s images."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        return _run(model, folder, threads, reps, backends)
+    finally:
+        torch.set_num_threads(before)
+
+
+def _run(model: str, folder: str | Path, threads: int, reps: int, backends: tuple[tuple[str, str, bool], ...]) -> dict:
+    with tempfile.TemporaryDirectory() as tmp:
+        jobs = [job for job in plan_jobs([folder], tmp, UpscaleOptions()) if not is_video(job.source)]
+        if not jobs:
+            raise ReprError(f"{folder}: no images to time")
+        default = choose_backend(None, False, input_megapixels(jobs))
+        images = [torch.from_numpy(read_image(job.source).colour()).permute(2, 0, 1)[None] for job in jobs]
+        engines = {label: load_upscaler(model, name, "cpu", channels_last=cl) for label, name, cl in backends}
+        setup = {name: _warm(up, images) for name, up in engines.items()}
+        fns: list[Callable[[], object]] = []
+        labels = []
+        for name, up in engines.items():
+            fns.append(lambda up=up: [up(x) for x in images])
+            fns.append(lambda up=up: upscale_jobs(up, jobs, UpscaleOptions(), verbose=False))
+            labels += [(name, "network only"), (name, "end to end")]
+        times = [ms / len(jobs) for ms in time_round_robin(fns, 0, reps, torch.device("cpu"))]
+    rows = [FolderRow(name, stage, ms) for (name, stage), ms in zip(labels, times, strict=True)]
+    reference = rows[0].ms_per_image
+    for i, row in enumerate(rows):
+        row.x_eager = reference / row.ms_per_image
+        row.x_network = row.ms_per_image / rows[i - i % 2].ms_per_image
+        row.setup_s = setup[row.backend]
+    size = images[0].shape[-1], images[0].shape[-2]
+    return {"folder": str(folder), "images": len(jobs), "first_size": size, "model": model, "threads": threads,
+            "reps": reps, "default": default, "rows": rows}
+
+
+def format_folder_table(result: dict) -> str:
+    """Fixed-width table of :func:`run_folder_bench`'s rows."""
+    w, h = result["first_size"]
+    lines = [f"folder {result['folder']}: {result['images']} images (first {w}x{h}), model {result['model']}, "
+             f"{result['threads']} thread(s), median of {result['reps']} interleaved rounds",
+             f"default backend of repsr upscale for this folder (auto): {result['default']}",
+             "x eager = network-only eager time / this time; x network = this time / same backend's network only"]
+    head = f"{'backend':<12}{'stage':<15}{'ms/image':>10}{'x eager':>9}{'x network':>11}{'setup s':>9}"
+    lines += [head, "-" * len(head)]
+    for r in result["rows"]:
+        setup = "-" if r.setup_s is None else f"{r.setup_s:.1f}"
+        lines.append(f"{r.backend:<12}{r.stage:<15}{r.ms_per_image:>10.1f}{r.x_eager:>9.2f}{r.x_network:>11.2f}"
+                     f"{setup:>9}")
+    return "\n".join(lines)
