@@ -10,7 +10,7 @@ import torch
 import repsr
 from repsr import cli
 from repsr.bench import conv_gflop, parse_sizes, run_bench
-from repsr.errors import ReprError
+from repsr.errors import UserError
 
 
 def test_conv_flops_are_counted_analytically() -> None:
@@ -46,5 +46,5 @@ def test_bench_cli_json_with_bicubic_pp_and_errors(capsys: pytest.CaptureFixture
     assert rows[0]["name"] == "merged fp32 NCHW" and rows[0]["gflop"] > 0
     assert cli.main(["bench", "--sizes", "16x12"]) == 2
     assert "WIDTHxHEIGHTxSCALE" in capsys.readouterr().err
-    with pytest.raises(ReprError):
+    with pytest.raises(UserError):
         parse_sizes("0x5x2")

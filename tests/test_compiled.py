@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import repsr
-from repsr.errors import ReprError
+from repsr.errors import UserError
 from repsr.imageio import quantize
 from repsr.inference import AUTO_COMPILE_MPIX, CompiledUpscaler, TorchUpscaler, choose_backend
 from repsr.inference import compiled as compiled_module
@@ -26,7 +26,7 @@ def test_auto_compiles_only_runs_large_enough_to_repay_the_compile() -> None:
     assert choose_backend("auto", True, 100.0) == "onnx"
     assert choose_backend("compile", False, 0.0) == "compile" and choose_backend("eager", False, 100.0) == "eager"
     assert choose_backend("torch", False, 100.0) == "eager" and choose_backend("onnxruntime", False, 0) == "onnx"
-    with pytest.raises(ReprError, match="unknown backend"):
+    with pytest.raises(UserError, match="unknown backend"):
         choose_backend("tensorrt", False, 0.0)
 
 

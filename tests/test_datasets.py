@@ -10,7 +10,7 @@ import pytest
 
 from repsr.data import imresize, modcrop
 from repsr.data.datasets import find_dataset, read_uint8
-from repsr.errors import ReprError
+from repsr.errors import UserError
 from repsr.imageio import write_image
 
 
@@ -64,12 +64,12 @@ def test_missing_lr_file_and_bad_paths_are_user_errors(data_dir, tmp_path):
     _edsr_copy(data_dir, tmp_path / "mini", 2)
     (tmp_path / "mini" / "LR_bicubic" / "X2" / "birdx2.png").unlink()
     ds = find_dataset(tmp_path / "mini", 2)
-    with pytest.raises(ReprError, match="birdx2"):
+    with pytest.raises(UserError, match="birdx2"):
         ds.load(next(p for p in ds.pairs if p.name == "bird"))
-    with pytest.raises(ReprError, match="no such file"):
+    with pytest.raises(UserError, match="no such file"):
         find_dataset(tmp_path / "absent", 2)
     (tmp_path / "empty").mkdir()
-    with pytest.raises(ReprError, match="no images"):
+    with pytest.raises(UserError, match="no images"):
         find_dataset(tmp_path / "empty", 2)
 
 

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import repsr
-from repsr.errors import ReprError
+from repsr.errors import UserError
 from repsr.imageio import LoadedImage, from_array, read_image
 from repsr.inference import (
     TorchUpscaler,
@@ -65,9 +65,9 @@ def test_tiled_matches_untiled_on_real_image_size_float32() -> None:
 def test_cuda_and_half_are_refused_without_a_gpu() -> None:
     if torch.cuda.is_available():
         pytest.skip("a GPU is present")
-    with pytest.raises(ReprError, match="no CUDA"):
+    with pytest.raises(UserError, match="no CUDA"):
         resolve_device("cuda")
-    with pytest.raises(ReprError, match="--half"):
+    with pytest.raises(UserError, match="--half"):
         TorchUpscaler(_merged(scale=2, blocks=1, channels=4), "cpu", half=True)
     assert resolve_device("auto").type == "cpu"
 
@@ -168,7 +168,7 @@ def test_a_model_that_does_not_declare_its_field_is_refused_not_guessed() -> Non
         def forward(self, x: torch.Tensor) -> torch.Tensor:
             return x
 
-    with pytest.raises(ReprError, match="receptive_radius"):
+    with pytest.raises(UserError, match="receptive_radius"):
         upscale_tiled(Undeclared(), torch.rand(1, 3, 8, 8), tile=4)
 
 

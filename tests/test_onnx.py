@@ -14,7 +14,7 @@ import torch
 import repsr
 from repsr import cli
 from repsr.bench import run_bench
-from repsr.errors import ReprError
+from repsr.errors import UserError
 from repsr.evaluate import evaluate
 from repsr.export.onnx import OnnxUpscaler, export_onnx
 from repsr.hub import resolve_model
@@ -89,7 +89,7 @@ def test_pixel_shuffle_exports_as_dcr_with_reordered_conv_channels(arch: str, tm
 def test_a_bad_onnx_file_is_a_one_line_error(tmp_path: Path) -> None:
     bad = tmp_path / "bad.onnx"
     bad.write_text("not a model")
-    with pytest.raises(ReprError, match="cannot load ONNX"):
+    with pytest.raises(UserError, match="cannot load ONNX"):
         OnnxUpscaler(bad)
 
 

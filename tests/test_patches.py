@@ -8,7 +8,7 @@ import torch
 
 from repsr.data.images import Pair
 from repsr.data.patches import PatchBatches, dihedral, load_pairs
-from repsr.errors import ReprError
+from repsr.errors import UserError
 
 
 def fake_pairs(scale: int = 3, n: int = 3) -> list[Pair]:
@@ -74,9 +74,9 @@ def test_real_images_lr_made_once_from_the_whole_image(data_dir, tmp_path):
     bird = next(p for p in pairs if p.name == "bird.png")
     assert np.array_equal(bird.lr, lr_ref)  # MATLAB-exact LR of the mod-cropped image
     assert bird.hr.shape[:2] == (2 * lr_ref.shape[0], 2 * lr_ref.shape[1])
-    with pytest.raises(ReprError, match="patch_size"):
+    with pytest.raises(UserError, match="patch_size"):
         load_pairs([str(data_dir / "Set5")], 4, 1000)
-    with pytest.raises(ReprError, match="not found"):
+    with pytest.raises(UserError, match="not found"):
         load_pairs([str(tmp_path / "nope")], 2, 16)
 
 

@@ -151,9 +151,9 @@ def test_bf16_autocast_trains_on_cpu(tiny_set, tmp_path):
 
 
 def test_fp16_autocast_is_refused_on_cpu(tiny_set, tmp_path):
-    from repsr.errors import ReprError
+    from repsr.errors import UserError
 
-    with pytest.raises(ReprError, match="fp16 runs on CUDA only"):
+    with pytest.raises(UserError, match="fp16 runs on CUDA only"):
         train(tiny_config(tiny_set, tmp_path, "train.amp=fp16", "train.device=cpu"))
 
 
@@ -182,17 +182,17 @@ def test_a_run_killed_after_the_switch_logs_it_once_and_says_where_it_resumes(ti
 
 
 def test_a_cut_off_checkpoint_is_named_as_such(tmp_path):
-    from repsr.errors import ReprError
+    from repsr.errors import UserError
     from repsr.train.checkpoint import load_checkpoint, save_checkpoint
 
     path = tmp_path / "latest.pt"
     save_checkpoint(path, {"iteration": 3, "model": {"w": torch.zeros(256)}})
     data = path.read_bytes()
     path.write_bytes(data[: len(data) // 2])
-    with pytest.raises(ReprError, match=r"checkpoint is truncated or corrupt \([\d,]+ bytes"):
+    with pytest.raises(UserError, match=r"checkpoint is truncated or corrupt \([\d,]+ bytes"):
         load_checkpoint(path)
     path.write_bytes(b"")
-    with pytest.raises(ReprError, match="checkpoint is empty"):
+    with pytest.raises(UserError, match="checkpoint is empty"):
         load_checkpoint(path)
 
 

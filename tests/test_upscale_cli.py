@@ -234,7 +234,7 @@ def test_pipelined_folder_writes_the_same_bytes_as_one_file_at_a_time(folder: Pa
         one = tmp_path / "single" / job.target.relative_to(tmp_path / "piped")
         try:
             upscale_image_file(upscaler, Job(job.source, one), UpscaleOptions())
-        except repsr.ReprError:
+        except repsr.UserError:
             assert not job.target.exists()
             continue
         assert one.read_bytes() == job.target.read_bytes()

@@ -11,12 +11,12 @@ Public API::
 from repsr.bn import freeze_bn
 from repsr.config import ModelConfig
 from repsr.data.imresize import imresize as imresize
-from repsr.errors import ReprError
+from repsr.errors import UserError
 from repsr.models import build_model, create_model
 from repsr.reparam.convert import reparameterize
 from repsr.weights import load_model, save_model
 
 __version__ = "0.1.0"
 
-__all__ = ["ModelConfig", "ReprError", "build_model", "create_model", "freeze_bn", "load_model",
+__all__ = ["ModelConfig", "UserError", "build_model", "create_model", "freeze_bn", "load_model",
            "reparameterize", "save_model", "__version__"]

@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from repsr.errors import ReprError
+from repsr.errors import UserError
 from repsr.export.onnx import OnnxUpscaler, export_onnx
 from repsr.export.quantize import QuantOptions, quantize_onnx
 from repsr.inference import as_upscaler, load_runner
@@ -58,7 +58,7 @@ def parse_sizes(text: str) -> list[tuple[int, int, int]]:
     for item in text.split(","):
         match = re.fullmatch(r"\s*(\d+)x(\d+)x(\d+)\s*", item)
         if not match or min(int(g) for g in match.groups()) < 1:
-            raise ReprError(f"--sizes: '{item}' is not WIDTHxHEIGHTxSCALE (e.g. 320x180x4)")
+            raise UserError(f"--sizes: '{item}' is not WIDTHxHEIGHTxSCALE (e.g. 320x180x4)")
         sizes.append(tuple(int(g) for g in match.groups()))
     return sizes  # type: ignore[return-value]
 
@@ -79,7 +79,7 @@ def model_factory(spec: str) -> Callable[[int], nn.Module | OnnxUpscaler]:
 
     def fixed(scale: int) -> nn.Module | OnnxUpscaler:
         if own_scale != scale:
-            raise ReprError(f"{spec} is a x{own_scale} model; size asks for x{scale}")
+            raise UserError(f"{spec} is a x{own_scale} model; size asks for x{scale}")
         return model
     return fixed
 
@@ -256,7 +256,7 @@ def bench_size(factory: Callable[[int], nn.Module], size: tuple[int, int, int], 
     label = f"{w}x{h}x{scale}"
     if isinstance(model, OnnxUpscaler):
         if device.type != "cpu":
-            raise ReprError("an .onnx model is benchmarked on the CPU (onnxruntime); use --device cpu")
+            raise UserError("an .onnx model is benchmarked on the CPU (onnxruntime); use --device cpu")
         network = onnx_file_candidates(model, x, threads)
     else:
         network = network_candidates(model, x, device, threads, onnx, with_compile)
@@ -279,7 +279,7 @@ def run_bench(model: str = "repsr:M4C16", sizes: str = DEFAULT_SIZES, threads: l
     """All rows for every size and thread count, plus the matmul reference of each thread count."""
     dev = torch.device(device)
     if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ReprError("--device cuda requested but no CUDA device is available")
+        raise UserError("--device cuda requested but no CUDA device is available")
     cuda = dev.type == "cuda"
     warmup = (NTIRE_WARMUP if cuda else 3) if warmup is None else warmup
     reps = (NTIRE_REPS if cuda else 10) if reps is None else reps

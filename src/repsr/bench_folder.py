@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 
 from repsr.bench import time_round_robin
-from repsr.errors import ReprError
+from repsr.errors import UserError
 from repsr.imageio import read_image
 from repsr.inference import Upscaler, choose_backend, load_upscaler
 from repsr.upscale import UpscaleOptions, input_megapixels, is_video, plan_jobs, upscale_jobs
@@ -67,7 +67,7 @@ def _run(model: str, folder: str | Path, threads: int, reps: int, backends: tupl
     with tempfile.TemporaryDirectory() as tmp:
         jobs = [job for job in plan_jobs([folder], tmp, UpscaleOptions()) if not is_video(job.source)]
         if not jobs:
-            raise ReprError(f"{folder}: no images to time")
+            raise UserError(f"{folder}: no images to time")
         default = choose_backend(None, False, input_megapixels(jobs))
         images = [torch.from_numpy(read_image(job.source).colour()).permute(2, 0, 1)[None] for job in jobs]
         engines = {label: load_upscaler(model, name, "cpu", channels_last=cl) for label, name, cl in backends}

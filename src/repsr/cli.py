@@ -1,7 +1,7 @@
 """The ``repsr`` command: one sub-command per module in :mod:`repsr.commands`.
 
 Each command module exposes ``add_parser(subparsers)``, which registers its parser and sets
-``run`` (a function of the parsed args returning an exit code). User errors (:class:`ReprError`)
+``run`` (a function of the parsed args returning an exit code). User errors (:class:`UserError`)
 become ``error: <message>`` on stderr and exit code 2; Ctrl-C exits 130 without a traceback.
 """
 
@@ -12,7 +12,7 @@ import importlib
 import os
 import sys
 
-from repsr.errors import ReprError
+from repsr.errors import UserError
 
 # Sub-commands, in the order `repsr --help` lists them.
 COMMANDS = ("upscale", "eval", "train", "merge", "quantize", "bench", "bench-train", "prune", "study", "ntire")
@@ -37,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         return int(args.run(args) or 0)
-    except ReprError as exc:
+    except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

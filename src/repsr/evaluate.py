@@ -24,7 +24,7 @@ from torch import nn
 from repsr.data.datasets import EvalDataset, find_dataset
 from repsr.data.images import Pair
 from repsr.data.imresize import imresize
-from repsr.errors import ImageError, ReprError
+from repsr.errors import ImageError, UserError
 from repsr.imageio import write_image
 from repsr.inference import Upscaler, as_upscaler
 from repsr.metrics import psnr, ssim
@@ -184,7 +184,7 @@ def build_datasets(datasets: Iterable[str | Path | EvalDataset], scale: int) -> 
     for d in datasets:
         ds = d if isinstance(d, EvalDataset) else find_dataset(d, scale)
         if ds.scale != scale:
-            raise ReprError(f"dataset {ds.name} was built for x{ds.scale}, not x{scale}")
+            raise UserError(f"dataset {ds.name} was built for x{ds.scale}, not x{scale}")
         name, k = ds.name, 2
         while name in built:
             name, k = f"{ds.name}-{k}", k + 1
@@ -202,13 +202,13 @@ def evaluate_many(models: Mapping[str, nn.Module | Upscaler | None], datasets: I
                   y_channel: bool = True) -> dict[str, dict[str, DatasetResult]]:
     """``{model name: {dataset: DatasetResult}}`` for named models (``None``: MATLAB bicubic) side by side.
 
-    Every model must upscale by ``scale`` (a :class:`ReprError` names the first that does not).
+    Every model must upscale by ``scale`` (a :class:`UserError` names the first that does not).
     ``save_dirs`` maps a model's name to the folder that receives its ``<dataset>/<image>.png``.
     """
     for name, model in models.items():
         factor = model_scale(model)
         if factor is not None and factor != scale:
-            raise ReprError(f"{name} upscales x{factor}, not x{scale}")
+            raise UserError(f"{name} upscales x{factor}, not x{scale}")
     built = build_datasets(datasets, scale)
     upscalers = {name: as_pixel_upscaler(model, scale) for name, model in models.items()}
     folders = {name: Path(d) for name, d in (save_dirs or {}).items()}
@@ -229,12 +229,12 @@ def evaluate(model: nn.Module | Upscaler | None, datasets: Iterable[str | Path |
     :class:`repsr.export.onnx.OnnxUpscaler`, which says its own ``scale``. ``datasets`` are paths
     (any layout :func:`repsr.data.datasets.find_dataset` knows) or already-built
     :class:`EvalDataset` objects (e.g. cached ones reused across validations). ``save_dir``
-    receives ``<dataset>/<image>.png`` SR outputs. Raises :class:`ReprError` for a model whose
+    receives ``<dataset>/<image>.png`` SR outputs. Raises :class:`UserError` for a model whose
     scale is not ``scale`` or a path that is not a dataset.
     """
     factor = model_scale(model)
     if factor is not None and factor != scale:
-        raise ReprError(f"the model upscales x{factor}, not x{scale}")
+        raise UserError(f"the model upscales x{factor}, not x{scale}")
     save_dirs = {"model": save_dir} if save_dir is not None else None
     return evaluate_many({"model": model}, datasets, scale, save_dirs=save_dirs, progress=progress,
                          y_channel=y_channel)["model"]

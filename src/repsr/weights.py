@@ -22,7 +22,7 @@ from torch import Tensor, nn
 
 from repsr.atomic import atomic_write
 from repsr.config import ModelConfig
-from repsr.errors import ReprError, WeightsError
+from repsr.errors import UserError, WeightsError
 from repsr.models import build_model
 
 FORMAT = "repsr-1"
@@ -167,7 +167,7 @@ def load_state(path: str | Path) -> tuple[ModelConfig, dict[str, Tensor], dict[s
         if "config" in meta:
             try:
                 config = ModelConfig.from_json(meta["config"], str(path))
-            except ReprError as exc:
+            except UserError as exc:
                 raise WeightsError(str(exc)) from None
         else:
             config = _config_for_foreign(path, state)

@@ -17,7 +17,7 @@ import torch
 
 from repsr.bench import DEFAULT_SIZES, run_bench
 from repsr.bench_folder import format_folder_table, run_folder_bench
-from repsr.errors import ReprError
+from repsr.errors import UserError
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -83,17 +83,17 @@ def _threads(text: str | None) -> list[int] | None:
     try:
         values = [int(v) for v in text.split(",")]
     except ValueError:
-        raise ReprError(f"--threads: '{text}' is not a comma-separated list of integers") from None
+        raise UserError(f"--threads: '{text}' is not a comma-separated list of integers") from None
     if min(values) < 1:
-        raise ReprError("--threads must be >= 1")
+        raise UserError("--threads must be >= 1")
     return values
 
 
 def run(args: argparse.Namespace) -> int:
     if (args.warmup is not None and args.warmup < 0) or (args.reps is not None and args.reps < 1):
-        raise ReprError("--warmup must be >= 0 and --reps >= 1")
+        raise UserError("--warmup must be >= 0 and --reps >= 1")
     if args.folder_reps < 1:
-        raise ReprError("--folder-reps must be >= 1")
+        raise UserError("--folder-reps must be >= 1")
     threads = _threads(args.threads)
     result = run_bench(args.model, args.sizes, threads, args.device, args.warmup, args.reps,
                        onnx=not args.no_onnx, with_compile=not args.no_compile)

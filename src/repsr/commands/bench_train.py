@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import torch
 
-from repsr.errors import ReprError
+from repsr.errors import UserError
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -80,15 +80,15 @@ def run(args: argparse.Namespace) -> int:
 
     unknown = [a for a in args.archs if a not in ARCHS or a in ("compact", "bicubic_pp")]
     if unknown:
-        raise ReprError(f"--archs: '{unknown[0]}' is not a training-time VGG-style family")
+        raise UserError(f"--archs: '{unknown[0]}' is not a training-time VGG-style family")
     if not 0.0 <= args.switch <= 1.0:
-        raise ReprError("--switch must lie in [0, 1]")
+        raise UserError("--switch must lie in [0, 1]")
     if min(args.batch, args.patch, args.reps, args.rounds, args.scale) < 1:
-        raise ReprError("--batch, --patch, --reps, --rounds and --scale must be >= 1")
+        raise UserError("--batch, --patch, --reps, --rounds and --scale must be >= 1")
     try:
         blocks, channels = parse_preset(args.size)
     except ValueError as exc:
-        raise ReprError(f"--size: {exc}") from None
+        raise UserError(f"--size: {exc}") from None
     if args.threads:
         torch.set_num_threads(args.threads)
     setups, plan = _setups(args.archs, {"scale": args.scale, "blocks": blocks, "channels": channels}, args.compile)

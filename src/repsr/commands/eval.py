@@ -22,7 +22,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from repsr.errors import ReprError
+from repsr.errors import UserError
 from repsr.evaluate import BICUBIC, DatasetResult, evaluate_many, model_scale
 from repsr.inference import load_runner, resolve_device
 
@@ -64,7 +64,7 @@ def _load(args: argparse.Namespace) -> tuple[dict[str, object], int]:
     """``({label: model or None for bicubic}, scale)``; one scale for all, or a one-line error."""
     if len(set(args.model)) != len(args.model):
         twice = sorted({m for m in args.model if args.model.count(m) > 1})
-        raise ReprError(f"a model is given twice: {', '.join(twice)}")
+        raise UserError(f"a model is given twice: {', '.join(twice)}")
     device = None if all(m == BICUBIC for m in args.model) else resolve_device(args.device)
     models = {_label(m, args.model): None if m == BICUBIC else
               load_runner(m, device=device, bgr=True if args.bgr else None) for m in args.model}
@@ -74,12 +74,12 @@ def _load(args: argparse.Namespace) -> tuple[dict[str, object], int]:
         if wrong:
             name, s = next(iter(wrong.items()))
             what = "the model" if len(models) == 1 else name
-            raise ReprError(f"{what} upscales x{s}, not x{args.scale}")
+            raise UserError(f"{what} upscales x{s}, not x{args.scale}")
         return models, args.scale
     if not scales:
-        raise ReprError("--scale is required with --model bicubic")
+        raise UserError("--scale is required with --model bicubic")
     if len(set(scales.values())) > 1:
-        raise ReprError("the models upscale by different factors ("
+        raise UserError("the models upscale by different factors ("
                         + ", ".join(f"{n} x{s}" for n, s in scales.items()) + "): compare models of one scale")
     return models, next(iter(scales.values()))
 
@@ -118,7 +118,7 @@ def _print_table(results: Results, title: str) -> None:
 
 def run(args: argparse.Namespace) -> int:
     if args.scale is not None and args.scale < 1:
-        raise ReprError(f"--scale must be a positive integer, got {args.scale}")
+        raise UserError(f"--scale must be a positive integer, got {args.scale}")
     models, scale = _load(args)
     save_dirs = None
     if args.save is not None:
@@ -129,7 +129,7 @@ def run(args: argparse.Namespace) -> int:
         for d, r in sets.items():
             if not r.images:
                 reason = r.skipped[0][1] if r.skipped else "no images"
-                raise ReprError(f"{d}: no image could be evaluated ({reason})"
+                raise UserError(f"{d}: no image could be evaluated ({reason})"
                                 + (f" by {name}" if len(results) > 1 else ""))
     channel = "rgb" if args.rgb else "y"
     if args.json:

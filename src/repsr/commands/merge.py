@@ -12,7 +12,7 @@ from pathlib import Path
 
 import torch
 
-from repsr.errors import ReprError
+from repsr.errors import UserError
 from repsr.hub import model_path
 from repsr.reparam.convert import reparameterize
 from repsr.weights import load_model, save_compact_pth, save_model
@@ -41,15 +41,15 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.output)
     suffix = out.suffix.lower()
     if suffix not in (".safetensors", ".pth", ".onnx"):
-        raise ReprError(f"{out}: output must end in .safetensors, .pth or .onnx")
+        raise UserError(f"{out}: output must end in .safetensors, .pth or .onnx")
     if suffix == ".pth" and args.format != "compact":
-        raise ReprError("a .pth output needs --format compact (repsr's own format is .safetensors)")
+        raise UserError("a .pth output needs --format compact (repsr's own format is .safetensors)")
     model = load_model(model_path(args.input))
     merged = reparameterize(model).eval()
     if args.check:
         diff = _check_equal(model, merged)
         if diff > 1e-4:
-            raise ReprError(f"merged network differs from the training graph by {diff:.2e}")
+            raise UserError(f"merged network differs from the training graph by {diff:.2e}")
         print(f"check: max |merged - original| = {diff:.2e}")
     if suffix == ".safetensors":
         save_model(merged, out)

@@ -11,7 +11,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from repsr.errors import ReprError
+from repsr.errors import UserError
 from repsr.evaluate import pixel_upscaler
 from repsr.inference import as_upscaler, load_runner
 from repsr.ntire import Upscale, challenge_score, matlab_bicubic_up, score_methods, torch_bicubic
@@ -34,7 +34,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     if args.ms is not None and not args.ms > 0:
-        raise ReprError(f"--ms must be a positive number of milliseconds, got {args.ms}")
+        raise UserError(f"--ms must be a positive number of milliseconds, got {args.ms}")
     model = as_upscaler(load_runner(args.model, bgr=True if args.bgr else None))
     scale = model.scale
     network = pixel_upscaler(model)

@@ -18,7 +18,7 @@ import argparse
 import json
 from pathlib import Path
 
-from repsr.errors import ReprError
+from repsr.errors import UserError
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -57,17 +57,17 @@ def _load(args: argparse.Namespace):
 
     model = load_model(args.weights, bgr=True if args.bgr else None)
     if model.config.arch != "bicubic_pp":
-        raise ReprError(f"{args.weights}: repsr prune handles Bicubic++ nets, not '{model.config.arch}'")
+        raise UserError(f"{args.weights}: repsr prune handles Bicubic++ nets, not '{model.config.arch}'")
     return model.float()
 
 
 def _check(args: argparse.Namespace) -> None:
     if args.output.suffix != ".safetensors":
-        raise ReprError(f"{args.output}: output must be a .safetensors file")
+        raise UserError(f"{args.output}: output must be a .safetensors file")
     if (args.finetune_iters > 0 or args.bias_finetune_iters > 0) and not (args.train or args.finetune_config):
-        raise ReprError("fine-tuning needs --train DIR... (HR training images)")
+        raise UserError("fine-tuning needs --train DIR... (HR training images)")
     if args.per_round < 1 or args.val_crop < 8 or args.val_images < 1:
-        raise ReprError("--per-round and --val-images must be >= 1 and --val-crop >= 8")
+        raise UserError("--per-round and --val-images must be >= 1 and --val-crop >= 8")
 
 
 def _overrides(args: argparse.Namespace) -> list[str]:
@@ -96,7 +96,7 @@ def _finetuner(args: argparse.Namespace):
     recipe = BICUBIC_PP_RECIPE if args.finetune_config is None else []
     config = load_train_config(args.finetune_config, [*recipe, *_overrides(args)])
     if Path(config.output).exists():
-        raise ReprError(f"{config.output}: exists; the fine-tune runs need a fresh folder (--set output=DIR)")
+        raise UserError(f"{config.output}: exists; the fine-tune runs need a fresh folder (--set output=DIR)")
     return Finetuner(config, round_iters=args.finetune_iters)
 
 
@@ -131,7 +131,7 @@ def run(args: argparse.Namespace) -> int:
         model, history = global_prune(model, val, {"residual": args.target_channels, "mid": mid}, args.per_round,
                                       tuner if tuner is not None and args.finetune_iters > 0 else None)
     except ValueError as exc:
-        raise ReprError(str(exc)) from None
+        raise UserError(str(exc)) from None
     record = {"psnr_start": history.psnr_start, "psnr_pruned": batch_psnr(model, val)}
     if args.drop_bias:
         model = _drop_bias(args, model, val, tuner, record)

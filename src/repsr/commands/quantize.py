@@ -15,7 +15,7 @@ import sys
 import time
 from pathlib import Path
 
-from repsr.errors import ReprError
+from repsr.errors import UserError
 from repsr.export.quantize import ACTIVATIONS, KEEP_FLOAT, METHODS, QuantOptions
 
 
@@ -55,16 +55,16 @@ def _options(args: argparse.Namespace) -> QuantOptions:
 
 def _check_folders(args: argparse.Namespace) -> None:
     if args.calib_images < 1 or args.calib_crop < 8:
-        raise ReprError("--calib-images must be >= 1 and --calib-crop >= 8")
+        raise UserError("--calib-images must be >= 1 and --calib-crop >= 8")
     if args.output.suffix.lower() != ".onnx":
-        raise ReprError(f"--output must end in .onnx, got {args.output}")
+        raise UserError(f"--output must end in .onnx, got {args.output}")
     for folder in args.calib:
         if not Path(folder).is_dir():
-            raise ReprError(f"--calib: {folder} is not a folder")
+            raise UserError(f"--calib: {folder} is not a folder")
     scored = {Path(v).resolve() for v in args.val}
     overlap = [c for c in args.calib if Path(c).resolve() in scored]
     if overlap:
-        raise ReprError(f"{overlap[0]} is both a calibration and a validation set; calibrate on training images")
+        raise UserError(f"{overlap[0]} is both a calibration and a validation set; calibrate on training images")
 
 
 def _report(fp32: object, int8_path: Path, folders: list[str], scale: int) -> None:
@@ -91,7 +91,7 @@ def run(args: argparse.Namespace) -> int:
     model = load_runner(args.model, bgr=True if args.bgr else None)
     config = model.config
     if config is None:
-        raise ReprError(f"{args.model}: an ONNX file without repsr metadata cannot be calibrated (export it "
+        raise UserError(f"{args.model}: an ONNX file without repsr metadata cannot be calibrated (export it "
                         "with repsr merge)")
     batches = calibration_batches(args.calib, config, images=args.calib_images, crop=args.calib_crop,
                                   degradation=args.degradation)

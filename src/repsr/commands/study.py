@@ -11,7 +11,7 @@ import json
 from dataclasses import asdict
 from pathlib import Path
 
-from repsr.errors import ReprError
+from repsr.errors import UserError
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -32,7 +32,7 @@ def _artifacts(study, report_dir: Path, scale: int) -> None:
     for name in (pair.baseline, pair.fixed):
         path = Path(study.output) / name / "model_merged.safetensors"
         if not path.is_file():
-            raise ReprError(f"artifact study needs {path}: train variant '{name}' first")
+            raise UserError(f"artifact study needs {path}: train variant '{name}' first")
         models.append(load_model(path))
     rows = artifact_study(*models, study.eval_sets, scale, report_dir, (titles[pair.baseline], titles[pair.fixed]),
                           pair.crops, pair.crop_size)
@@ -47,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
     study = load_study(args.study)
     unknown = sorted(set(args.only or []) - {v.name for v in study.variants})
     if unknown:
-        raise ReprError(f"--only: no variant named '{unknown[0]}' in {args.study}")
+        raise UserError(f"--only: no variant named '{unknown[0]}' in {args.study}")
     summary = run_study(study, only=args.only)
     report_dir = Path(study.report or study.output)
     report_dir.mkdir(parents=True, exist_ok=True)

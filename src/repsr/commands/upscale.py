@@ -20,7 +20,7 @@ import time
 from importlib import resources
 from pathlib import Path
 
-from repsr.errors import ReprError
+from repsr.errors import UserError
 from repsr.hub import default_model_name
 from repsr.inference import ALIASES, BACKENDS, CompiledUpscaler, TorchUpscaler, Upscaler, load_upscaler
 from repsr.upscale import EXTS, Job, UpscaleOptions, input_megapixels, plan_jobs, upscale_image_file, upscale_jobs
@@ -59,7 +59,7 @@ def _model_choice(args: argparse.Namespace) -> tuple[str, float | None]:
     (within x2..x4); the output is then resized to ``-s``, which :func:`run` announces.
     """
     if args.scale is not None and not 0 < args.scale <= 16:
-        raise ReprError(f"--scale must be in (0, 16], got {args.scale}")
+        raise UserError(f"--scale must be in (0, 16], got {args.scale}")
     if args.model:
         return args.model, args.scale
     scale = 4.0 if args.scale is None else args.scale
@@ -92,15 +92,15 @@ def run_sample(args: argparse.Namespace, upscaler: Upscaler, model: str, opts: U
 def run(args: argparse.Namespace) -> int:
     inputs = list(args.inputs) + list(args.extra_inputs)
     if not inputs and not args.sample:
-        raise ReprError("no input given (pass files or folders, or --sample)")
+        raise UserError("no input given (pass files or folders, or --sample)")
     if args.tile < 0 or (args.tile_pad is not None and args.tile_pad < 0) or args.batch < 1:
-        raise ReprError("--tile, --tile-pad must be >= 0 and --batch >= 1")
+        raise UserError("--tile, --tile-pad must be >= 0 and --batch >= 1")
     model, outscale = _model_choice(args)
     opts = UpscaleOptions(tile=args.tile, tile_pad=args.tile_pad, suffix=args.suffix, ext=args.ext,
                           outscale=outscale, batch=args.batch)
     jobs = plan_jobs(inputs, args.output, opts) if inputs else []
     if inputs and not jobs:
-        raise ReprError(f"no images or videos found in {', '.join(inputs)}")
+        raise UserError(f"no images or videos found in {', '.join(inputs)}")
     upscaler = load_upscaler(model, args.backend, args.device, args.half,
                              workload_mpix=input_megapixels(jobs) if args.backend == "auto" else 0.0)
     scale = upscaler.scale

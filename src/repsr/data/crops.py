@@ -17,7 +17,7 @@ from torch import Tensor
 
 from repsr.data.degrade import degrade, modcrop
 from repsr.data.images import list_hr_images
-from repsr.errors import ReprError
+from repsr.errors import UserError
 from repsr.imageio import read_uint8
 
 
@@ -59,7 +59,7 @@ def load_val_batch(folders: list[str], scale: int, degradation: str = "ntire", j
                 lrs.append(pair[1])
                 names.append(path.name)
     if not lrs:
-        raise ReprError(f"no validation image in {', '.join(map(str, folders))} has an LR side of {crop} px")
+        raise UserError(f"no validation image in {', '.join(map(str, folders))} has an LR side of {crop} px")
 
     def stack(items: list[np.ndarray]) -> Tensor:
         return torch.from_numpy(np.stack(items)).permute(0, 3, 1, 2).float().div_(255.0).contiguous()

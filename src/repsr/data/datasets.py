@@ -26,7 +26,7 @@ import numpy as np
 
 from repsr.data.degrade import matlab_bicubic
 from repsr.data.images import HR_DIRS, Pair, hr_folder, list_images
-from repsr.errors import ImageError, ReprError
+from repsr.errors import ImageError, UserError
 from repsr.imageio import IMAGE_SUFFIXES, read_uint8
 
 LR_DIRS = ("LQ", "LR", "lq", "lr")
@@ -141,13 +141,13 @@ def find_dataset(path: str | Path, scale: int, *, cache: bool = False) -> EvalDa
     root = Path(path)
     if root.is_file():
         if root.suffix.lower() not in IMAGE_SUFFIXES:
-            raise ReprError(f"{root}: not an image file (expected one of {', '.join(IMAGE_SUFFIXES)})")
+            raise UserError(f"{root}: not an image file (expected one of {', '.join(IMAGE_SUFFIXES)})")
         return EvalDataset(root.stem, root, scale, "file", [PairFiles(root.stem, root, None)], cache)
     if not root.is_dir():
-        raise ReprError(f"{root}: no such file or directory")
+        raise UserError(f"{root}: no such file or directory")
     layout, hr_dir, lr_dir = _find_layout(root, scale)
     hr_files = list_images(hr_dir)
     if not hr_files:
-        raise ReprError(f"{hr_dir}: no images found ({', '.join(IMAGE_SUFFIXES)})")
+        raise UserError(f"{hr_dir}: no images found ({', '.join(IMAGE_SUFFIXES)})")
     pairs = [PairFiles(p.stem, p, _lr_file(lr_dir, p.stem, scale)) for p in hr_files]
     return EvalDataset(_dataset_name(root), root, scale, layout, pairs, cache)

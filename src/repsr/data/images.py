@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from repsr.errors import ReprError
+from repsr.errors import UserError
 from repsr.imageio import IMAGE_SUFFIXES
 
 HR_DIRS = ("HR", "GT", "hr", "gt")
@@ -46,10 +46,10 @@ def list_hr_images(folders: list[str] | list[Path]) -> list[Path]:
     for root in map(Path, folders):
         folder = hr_folder(root)
         if not folder.is_dir():
-            raise ReprError(f"{folder}: image folder not found")
+            raise UserError(f"{folder}: image folder not found")
         found = list_images(folder)
         if not found:
-            raise ReprError(f"{folder}: no images inside ({', '.join(IMAGE_SUFFIXES)})")
+            raise UserError(f"{folder}: no images inside ({', '.join(IMAGE_SUFFIXES)})")
         files += found
     return files
 

@@ -28,7 +28,7 @@ from torch import Tensor
 
 from repsr.data.degrade import degrade, modcrop
 from repsr.data.images import Pair, list_hr_images
-from repsr.errors import ReprError
+from repsr.errors import UserError
 from repsr.imageio import read_uint8
 
 log = logging.getLogger(__name__)
@@ -55,7 +55,7 @@ def load_pairs(folders: list[str], scale: int, patch_size: int, degradation: str
         log.warning("skipped %d of %d training images smaller than an LR patch of %d px",
                     len(pairs) - len(usable), len(pairs), patch_size)
     if not usable:
-        raise ReprError(f"no training image has an LR side of at least {patch_size} px (train.patch_size)")
+        raise UserError(f"no training image has an LR side of at least {patch_size} px (train.patch_size)")
     return usable
 
 

@@ -31,7 +31,7 @@ from torch import Tensor, nn
 
 from repsr.atomic import atomic_write
 from repsr.config import ModelConfig
-from repsr.errors import ReprError
+from repsr.errors import UserError
 from repsr.models import declared_facts
 
 CONFIG_KEY = "repsr.config"
@@ -83,7 +83,7 @@ def export_onnx(model: nn.Module, path: str | Path, opset: int = 18) -> None:
     try:
         atomic_write(path, write)
     except torch.onnx.errors.OnnxExporterError as exc:  # type: ignore[attr-defined]
-        raise ReprError(f"ONNX export of {config.arch} failed: {str(exc).splitlines()[0]}") from None
+        raise UserError(f"ONNX export of {config.arch} failed: {str(exc).splitlines()[0]}") from None
 
 
 def shuffles_to_dcr(proto) -> None:  # noqa: ANN001 - an onnx.ModelProto (onnx is imported lazily)
@@ -139,7 +139,7 @@ class OnnxUpscaler:
         try:
             self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         except Exception as exc:  # onnxruntime raises its own untyped errors for bad files
-            raise ReprError(f"{path}: cannot load ONNX model ({str(exc).splitlines()[0][:200]})") from None
+            raise UserError(f"{path}: cannot load ONNX model ({str(exc).splitlines()[0][:200]})") from None
         self.path, self.threads = Path(path), threads
         self.input_name = self.session.get_inputs()[0].name
         meta = self.session.get_modelmeta().custom_metadata_map

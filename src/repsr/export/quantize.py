@@ -39,7 +39,7 @@ from torch import nn
 from repsr.atomic import atomic_write
 from repsr.config import ModelConfig
 from repsr.data.crops import load_val_batch
-from repsr.errors import ReprError
+from repsr.errors import UserError
 from repsr.export.equalize import equalize_ranges
 from repsr.export.onnx import QUANT_KEY, export_onnx
 
@@ -65,14 +65,14 @@ class QuantOptions:
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
-            raise ReprError(f"unknown calibration method '{self.method}' (choose from {', '.join(METHODS)})")
+            raise UserError(f"unknown calibration method '{self.method}' (choose from {', '.join(METHODS)})")
         if self.activations not in ACTIVATIONS:
-            raise ReprError(f"unknown activation type '{self.activations}' (choose from {', '.join(ACTIVATIONS)})")
+            raise UserError(f"unknown activation type '{self.activations}' (choose from {', '.join(ACTIVATIONS)})")
         bad = [k for k in self.keep_float if k not in KEEP_FLOAT]
         if bad:
-            raise ReprError(f"unknown --keep-float part '{bad[0]}' (choose from {', '.join(KEEP_FLOAT)})")
+            raise UserError(f"unknown --keep-float part '{bad[0]}' (choose from {', '.join(KEEP_FLOAT)})")
         if not 90.0 <= self.percentile <= 100.0:
-            raise ReprError(f"--percentile must be in [90, 100], got {self.percentile}")
+            raise UserError(f"--percentile must be in [90, 100], got {self.percentile}")
 
     def describe(self) -> str:
         kept = "+".join(self.keep_float) or "nothing"
@@ -172,7 +172,7 @@ def quantize_onnx(source: str | Path, target: str | Path, batches: list[np.ndarr
     from onnxruntime.quantization import QuantFormat, quantize_static
 
     if not batches:
-        raise ReprError("no calibration data")
+        raise UserError("no calibration data")
     proto = onnx.load(str(source))
     settings = _ort_settings(options)
     input_name = proto.graph.input[0].name
@@ -185,7 +185,7 @@ def quantize_onnx(source: str | Path, target: str | Path, batches: list[np.ndarr
                             per_channel=True, nodes_to_exclude=_float_nodes(proto.graph, options.keep_float),
                             **settings)
         except Exception as exc:  # onnxruntime raises untyped errors for graphs it cannot quantize
-            raise ReprError(f"{source}: quantization failed ({str(exc).splitlines()[0][:200]})") from None
+            raise UserError(f"{source}: quantization failed ({str(exc).splitlines()[0][:200]})") from None
         quantized = onnx.load(str(raw))
     del quantized.metadata_props[:]
     for entry in proto.metadata_props:

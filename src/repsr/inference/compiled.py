@@ -19,7 +19,7 @@ import sys
 import torch
 from torch import Tensor
 
-from repsr.errors import ReprError
+from repsr.errors import UserError
 from repsr.inference.upscaler import TorchUpscaler, super_resolve
 
 BACKENDS = ("auto", "eager", "compile", "onnx")
@@ -39,7 +39,7 @@ def choose_backend(backend: str | None, onnx_file: bool, workload_mpix: float, h
     """
     name = ALIASES.get(backend or "auto", backend or "auto")
     if name not in BACKENDS:
-        raise ReprError(f"unknown backend '{backend}' (choose from {', '.join(BACKENDS)})")
+        raise UserError(f"unknown backend '{backend}' (choose from {', '.join(BACKENDS)})")
     if name != "auto":
         return name
     if onnx_file:

@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from repsr.errors import ReprError
+from repsr.errors import UserError
 from repsr.export.onnx import OnnxUpscaler, export_onnx
 from repsr.hub import model_path, resolve_model
 from repsr.inference.compiled import CompiledUpscaler, choose_backend
@@ -46,7 +46,7 @@ def load_runner(name_or_path: str, device: str | torch.device = "cpu", bgr: bool
     if not is_onnx(path):
         return resolve_model(name_or_path, device=device, bgr=bgr)
     if str(device) not in ("cpu", "auto"):
-        raise ReprError(f"{path}: an ONNX model runs on the CPU with onnxruntime (use --device cpu)")
+        raise UserError(f"{path}: an ONNX model runs on the CPU with onnxruntime (use --device cpu)")
     return OnnxUpscaler(path, threads=threads, bgr=bgr)
 
 
@@ -66,16 +66,16 @@ def load_upscaler(name_or_path: str, backend: str | None = None, device: str | N
     backend = choose_backend(backend, is_onnx(path), workload_mpix, half)
     if backend == "onnx":
         if half or device not in (None, "auto", "cpu"):
-            raise ReprError("--backend onnx runs on the CPU in fp32 with onnxruntime (drop --half/--device)")
+            raise UserError("--backend onnx runs on the CPU in fp32 with onnxruntime (drop --half/--device)")
         if is_onnx(path):
             return OnnxUpscaler(path, threads=threads, bgr=bgr)
         with tempfile.TemporaryDirectory() as tmp:
             export_onnx(merged(resolve_model(str(path), bgr=bgr)), Path(tmp) / "model.onnx")
             return OnnxUpscaler(Path(tmp) / "model.onnx", threads=threads)
     if is_onnx(path):
-        raise ReprError(f"{path}: an ONNX model needs --backend onnx (onnxruntime)")
+        raise UserError(f"{path}: an ONNX model needs --backend onnx (onnxruntime)")
     if backend == "compile" and half:
-        raise ReprError("--backend compile runs fp32 (drop --half, or use --backend eager)")
+        raise UserError("--backend compile runs fp32 (drop --half, or use --backend eager)")
     eager = TorchUpscaler(merged(resolve_model(str(path), bgr=bgr)), resolve_device(device), half=half,
                           channels_last=channels_last)
     return CompiledUpscaler(eager) if backend == "compile" else eager

@@ -17,7 +17,7 @@ from typing import Protocol, runtime_checkable
 import torch
 from torch import Tensor, nn
 
-from repsr.errors import ReprError
+from repsr.errors import UserError
 
 FACTS = ("scale", "receptive_radius", "tile_alignment", "bgr")
 
@@ -56,18 +56,18 @@ def resolve_device(name: str | None) -> torch.device:
     if name in (None, "auto"):
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ReprError("--device cuda requested but no CUDA device is available (use --device cpu)")
+        raise UserError("--device cuda requested but no CUDA device is available (use --device cpu)")
     try:
         return torch.device(name)
     except RuntimeError:
-        raise ReprError(f"unknown device '{name}' (use cpu or cuda)") from None
+        raise UserError(f"unknown device '{name}' (use cpu or cuda)") from None
 
 
 def _declared(model: object, name: str) -> object:
     try:
         return getattr(model, name)
     except (AttributeError, TypeError) as exc:  # TypeError: a family that does not declare its radius
-        raise ReprError(f"{type(model).__name__} does not declare '{name}' ({exc})") from None
+        raise UserError(f"{type(model).__name__} does not declare '{name}' ({exc})") from None
 
 
 class TorchUpscaler:
@@ -88,7 +88,7 @@ class TorchUpscaler:
         self.config = model.config  # type: ignore[union-attr]
         self.device = torch.device(device) if device is not None else next(model.parameters()).device
         if half and self.device.type != "cuda":
-            raise ReprError("--half needs --device cuda (fp16 convolutions are slow or missing on CPU)")
+            raise UserError("--half needs --device cuda (fp16 convolutions are slow or missing on CPU)")
         self.model = model if device is None else model.eval().to(self.device)
         self._fp32: nn.Module | None = None
         if half:

@@ -16,7 +16,7 @@ from typing import Any
 import torch
 
 from repsr.atomic import atomic_write
-from repsr.errors import ReprError
+from repsr.errors import UserError
 from repsr.evaluate import evaluate
 from repsr.hub import resolve_model
 from repsr.reparam.convert import reparameterize
@@ -94,7 +94,7 @@ def run_variant(study: StudyConfig, variant: Variant) -> VariantResult:
     resume = (run_dir / "checkpoints" / "latest.pt").is_file()
     try:
         run = train(config, resume=resume)
-    except ReprError as exc:
+    except UserError as exc:
         result.diverged = str(exc)
         return result
     result.wall_ms_per_iter = run.wall_ms_per_iter

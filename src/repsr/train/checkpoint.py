@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from repsr.atomic import atomic_write
-from repsr.errors import ReprError
+from repsr.errors import UserError
 from repsr.train.config import TrainConfig, config_from_json
 from repsr.weights import safe_torch_load
 
@@ -60,13 +60,13 @@ def save_checkpoint(path: str | Path, state: dict[str, Any]) -> None:
 
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
-    """Read a checkpoint safely; a missing, corrupt or foreign file is a one-line ReprError."""
+    """Read a checkpoint safely; a missing, corrupt or foreign file is a one-line UserError."""
     path = Path(path)
     if not path.is_file():
-        raise ReprError(f"{path}: no checkpoint to resume from (run without --resume to start fresh)")
+        raise UserError(f"{path}: no checkpoint to resume from (run without --resume to start fresh)")
     state = safe_torch_load(path, "checkpoint")
     if not isinstance(state, dict) or state.get("format") != FORMAT:
-        raise ReprError(f"{path}: not a repsr training checkpoint")
+        raise UserError(f"{path}: not a repsr training checkpoint")
     return state
 
 
@@ -75,7 +75,7 @@ def check_resumable(config: TrainConfig, state: dict[str, Any], source: str) -> 
     old = config_from_json(state["config"], source)
     if old.model != config.model:
         was, now = old.model, config.model
-        raise ReprError(f"{source}: checkpoint is for model {was.arch} M{was.blocks}C{was.channels} x{was.scale}, "
+        raise UserError(f"{source}: checkpoint is for model {was.arch} M{was.blocks}C{was.channels} x{was.scale}, "
                         f"not the configured {now.arch} M{now.blocks}C{now.channels} x{now.scale}")
     stored = json.loads(state["config"])
     changed = [k for k, v in json.loads(config.to_json()).items() if stored.get(k) != v]

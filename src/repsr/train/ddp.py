@@ -45,9 +45,9 @@ def pick_device(requested: str, info: DistInfo) -> torch.device:
     device = torch.device(requested)
     if device.type == "cuda":
         if not torch.cuda.is_available():
-            from repsr.errors import ReprError
+            from repsr.errors import UserError
 
-            raise ReprError(f"train.device is '{requested}' but CUDA is not available")
+            raise UserError(f"train.device is '{requested}' but CUDA is not available")
         if device.index is None:
             device = torch.device("cuda", info.local_rank)
         torch.cuda.set_device(device)

@@ -24,7 +24,7 @@ from torch import Tensor
 
 from repsr.data.images import Pair
 from repsr.data.patches import PatchBatches, load_pairs, to_float
-from repsr.errors import ConfigError, ReprError
+from repsr.errors import ConfigError, UserError
 from repsr.models import build_model
 from repsr.reparam.base import set_merged_forward
 from repsr.train import ddp
@@ -63,14 +63,14 @@ class Trainer:
         self.output = Path(config.output)
         self.ckpt_path = self.output / "checkpoints" / "latest.pt"
         if not resume and self.ckpt_path.exists():
-            raise ReprError(f"{self.ckpt_path} exists: pass --resume to continue it, or choose another output")
+            raise UserError(f"{self.ckpt_path} exists: pass --resume to continue it, or choose another output")
         self.info = ddp.detect()
         self.device = ddp.pick_device(config.train.device, self.info)
         ddp.init(self.info, self.device)
         self.cuda = self.device.type == "cuda"
         self.amp = resolve_amp(config.train.amp, self.device)
         if self.amp == "fp16" and not self.cuda:
-            raise ReprError("train.amp: fp16 runs on CUDA only; use bf16 on a CPU")
+            raise UserError("train.amp: fp16 runs on CUDA only; use bf16 on a CPU")
         if config.train.threads:
             torch.set_num_threads(config.train.threads)
         seed_everything(config.seed)
@@ -97,7 +97,7 @@ class Trainer:
         try:
             model = build_model(self.config.model)
         except ValueError as exc:
-            raise ReprError(f"model: {exc}") from None
+            raise UserError(f"model: {exc}") from None
         model = model.to(self.device)
         if self.cuda and self.config.train.channels_last:
             model = model.to(memory_format=torch.channels_last)
@@ -132,12 +132,12 @@ class Trainer:
         """Continue from what :meth:`state_dict` returned; a state of another model is a one-line error."""
         check_resumable(self.config, state, source)
         if (self.ema is None) != (state["ema"] is None):
-            raise ReprError(f"{source}: train.ema differs from the checkpoint's (on/off cannot change on resume)")
+            raise UserError(f"{source}: train.ema differs from the checkpoint's (on/off cannot change on resume)")
         try:
             self.model.load_state_dict(state["model"])
             self.optimizer.load_state_dict(state["optimizer"])
         except (RuntimeError, ValueError, KeyError) as exc:
-            raise ReprError(f"{source}: checkpoint does not fit this model ({str(exc).splitlines()[0]})") from None
+            raise UserError(f"{source}: checkpoint does not fit this model ({str(exc).splitlines()[0]})") from None
         self.scheduler.load_state_dict(state["scheduler"])
         self.scaler.load_state_dict(state["scaler"])
         if self.ema is not None:
@@ -312,7 +312,7 @@ class Trainer:
             self.step_s += time.perf_counter() - t1
             self.iteration += 1
             if not math.isfinite(loss):
-                raise ReprError(f"loss became {loss} at iteration {self.iteration} (lower train.lr or use amp: bf16)")
+                raise UserError(f"loss became {loss} at iteration {self.iteration} (lower train.lr or use amp: bf16)")
             self.reporter.step(self.iteration, ddp.mean_across_ranks(loss, self.info, self.device),
                                self.optimizer.param_groups[0]["lr"])
             self._periodic(stop)

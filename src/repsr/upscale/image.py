@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 from rich.progress import Progress
 
-from repsr.errors import ReprError
+from repsr.errors import UserError
 from repsr.imageio import LoadedImage, quantize, read_image, resize_pixels, write_image
 from repsr.inference import Upscaler, as_upscaler, plan_tiles, upscale_to_pixels
 from repsr.progress import say, subtask
@@ -31,7 +31,7 @@ def _allocate(shape: tuple[int, ...], depth: int) -> np.ndarray:
         return np.empty(shape, np.uint16 if depth == 16 else np.uint8)
     except MemoryError:
         gb = np.prod(shape) * depth / 8 / 1e9
-        raise ReprError(f"the {shape[1]}x{shape[0]} output image ({gb:.1f} GB) does not fit in memory "
+        raise UserError(f"the {shape[1]}x{shape[0]} output image ({gb:.1f} GB) does not fit in memory "
                         "(tiles cannot help: use a smaller -s)") from None
 
 

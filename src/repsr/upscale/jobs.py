@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 from rich.progress import Progress
 
-from repsr.errors import ReprError
+from repsr.errors import UserError
 from repsr.inference import Upscaler, as_upscaler
 from repsr.progress import progress_bar, say
 from repsr.upscale.image import PreparedImage, compute_image, prepare_image, write_output
@@ -59,9 +59,9 @@ def _write(job: Job, computed: tuple[str, tuple[str, ...], np.ndarray | None]) -
 
 def _why(job: Job, exc: BaseException, opts: UpscaleOptions) -> str:
     """The one-line reason for a failed file; an exception that is no user error or OOM is re-raised."""
-    if not isinstance(exc, ReprError) and not _is_out_of_memory(exc):
+    if not isinstance(exc, UserError) and not _is_out_of_memory(exc):
         raise exc
-    why = str(exc) if isinstance(exc, ReprError) else out_of_memory_hint(opts.tile)
+    why = str(exc) if isinstance(exc, UserError) else out_of_memory_hint(opts.tile)
     return why if str(job.source) in why else f"{job.source}: {why}"
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import av
 from PIL import Image
 
-from repsr.errors import ReprError
+from repsr.errors import UserError
 from repsr.imageio import IMAGE_SUFFIXES
 
 EXTS = ("auto", "png", "jpg", "webp")
@@ -88,7 +88,7 @@ def plan_jobs(inputs: list[str | Path], output: str | Path, opts: UpscaleOptions
     sources = [Path(p) for p in inputs]
     for src in sources:
         if not src.exists():
-            raise ReprError(f"{src}: no such file or folder")
+            raise UserError(f"{src}: no such file or folder")
     single = len(sources) == 1 and sources[0].is_file()
     if single and output.suffix.lower() in IMAGE_SUFFIXES + VIDEO_SUFFIXES:
         jobs = [Job(sources[0], output)]
@@ -108,16 +108,16 @@ def check_jobs(jobs: list[Job]) -> None:
     for job in jobs:
         if is_video(job.source) != is_video(job.target):
             what = "a video" if is_video(job.source) else "an image"
-            raise ReprError(f"{job.source}: {what} cannot be written as '{job.target.suffix}' "
+            raise UserError(f"{job.source}: {what} cannot be written as '{job.target.suffix}' "
                             f"(name the output {job.source.suffix} or give a folder)")
         target = job.target.resolve()
         if target == job.source.resolve():
-            raise ReprError(f"{job.source}: output would overwrite the input (use --suffix or another -o)")
+            raise UserError(f"{job.source}: output would overwrite the input (use --suffix or another -o)")
         if target in sources:
-            raise ReprError(f"{job.source}: output {job.target} would overwrite the input {sources[target].source} "
+            raise UserError(f"{job.source}: output {job.target} would overwrite the input {sources[target].source} "
                             "(use --suffix or another -o)")
         if target in targets:
-            raise ReprError(f"{targets[target].source} and {job.source} would both be written to {job.target} "
+            raise UserError(f"{targets[target].source} and {job.source} would both be written to {job.target} "
                             "(use --ext auto or --suffix, or upscale them separately)")
         targets[target] = job
 

@@ -24,7 +24,7 @@ import torch
 from rich.progress import Progress
 
 from repsr.atomic import why_unwritable
-from repsr.errors import OutputError, ReprError
+from repsr.errors import OutputError, UserError
 from repsr.imageio import resize_to
 from repsr.inference import CompiledUpscaler, Upscaler, as_upscaler, upscale_tiled
 from repsr.progress import Tick, subtask
@@ -156,7 +156,7 @@ def upscale_video(upscaler: Upscaler, source: Path, target: Path, opts: UpscaleO
         target.parent.mkdir(parents=True, exist_ok=True)
         with av.open(str(source)) as inp:
             if not inp.streams.video:
-                raise ReprError(f"{source}: no video stream")
+                raise UserError(f"{source}: no video stream")
             total = inp.streams.video[0].frames or None
             try:
                 out = av.open(str(tmp), "w")
@@ -167,7 +167,7 @@ def upscale_video(upscaler: Upscaler, source: Path, target: Path, opts: UpscaleO
         os.replace(tmp, target)
         return result
     except av.FFmpegError as exc:
-        raise ReprError(f"{source}: video error ({exc.strerror or type(exc).__name__})") from None
+        raise UserError(f"{source}: video error ({exc.strerror or type(exc).__name__})") from None
     except OSError as exc:  # creating the folder or renaming the finished file
         raise OutputError(f"{target}: cannot write ({why_unwritable(exc)})") from None
     finally:
