@@ -60,12 +60,18 @@ def test_video_round_trip_keeps_frames_rate_and_audio(tmp_path: Path, monkeypatc
     assert moved > 150  # the square is where it was drawn, upscaled: frames stay in order
 
 
+def _tiny_x2_model(folder: Path) -> Path:
+    """A merged M1C4 x2 net with a non-trivial default init, saved where the test can name it."""
+    path = folder / "x2.safetensors"
+    repsr.save_model(repsr.reparameterize(repsr.create_model("repsr", scale=2, blocks=1, channels=4,
+                                                             zero_init_tail=False).eval()), path)
+    return path
+
+
 def test_a_corrupt_video_is_reported_not_raised(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                 capsys: pytest.CaptureFixture[str]) -> None:
     monkeypatch.setattr(cli, "COMMANDS", ("upscale",))
-    model = tmp_path / "x2.safetensors"
-    repsr.save_model(repsr.reparameterize(repsr.create_model("repsr", scale=2, blocks=1, channels=4,
-                                                             zero_init_tail=False).eval()), model)
+    model = _tiny_x2_model(tmp_path)
     bad = tmp_path / "bad.mkv"
     bad.write_bytes(b"\x1aE\xdf\xa3" + bytes(200))
     assert cli.main(["upscale", str(bad), "-o", str(tmp_path / "o"), "--model", str(model)]) == 1
@@ -77,9 +83,7 @@ def test_an_unwritable_video_output_is_one_line(tmp_path: Path, monkeypatch: pyt
                                                 capsys: pytest.CaptureFixture[str]) -> None:
     """A path under a regular file stands in for a read-only place (two chained tracebacks before)."""
     monkeypatch.setattr(cli, "COMMANDS", ("upscale",))
-    model = tmp_path / "x2.safetensors"
-    repsr.save_model(repsr.reparameterize(repsr.create_model("repsr", scale=2, blocks=1, channels=4,
-                                                             zero_init_tail=False).eval()), model)
+    model = _tiny_x2_model(tmp_path)
     clip = tmp_path / "clip.mp4"
     _make_clip(clip, frames=2)
     (tmp_path / "blocker").write_text("a file, not a folder")
