@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from repsr.bn import SwitchableBatchNorm2d
+from repsr.bn import batchnorm_layers
 from repsr.reparam.kernel import KernelBias, to_conv
 
 
@@ -65,10 +65,6 @@ class RepBlock(Fusable):
             return self.forward_merged(x)
         return self.forward_branches(x)
 
-    def norms(self) -> list[nn.modules.batchnorm._BatchNorm]:
-        """Every BatchNorm inside the block."""
-        return [m for m in self.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
-
     def is_linear(self) -> bool:
         """True when the block is a fixed affine map of its input: no BN normalises by batch statistics.
 
@@ -76,8 +72,7 @@ class RepBlock(Fusable):
         mode. A BN on batch statistics makes the output depend on the rest of the batch, which no
         single conv can express, and must also keep updating its running statistics.
         """
-        return all(not bn.training or (isinstance(bn, SwitchableBatchNorm2d) and bool(bn.frozen))
-                   for bn in self.norms())
+        return all(not bn.training or bool(bn.frozen) for bn in batchnorm_layers(self))
 
     def forward_merged(self, x: Tensor) -> Tensor:
         """``conv2d(x, W, b)`` with the block's equivalent kernel, differentiable in every parameter.

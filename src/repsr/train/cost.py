@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from repsr.bn import freeze_bn
+from repsr.bn import batchnorm_layers, freeze_bn
 from repsr.config import ModelConfig
 from repsr.models import build_model
 from repsr.reparam.base import set_merged_forward
@@ -103,7 +103,7 @@ def forward_ms(models: dict[str, torch.nn.Module], x: torch.Tensor, reps: int = 
 
 def has_bn(config: ModelConfig) -> bool:
     """Whether a family's step cost changes at the BN switch."""
-    return any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in build_model(config).modules())
+    return bool(batchnorm_layers(build_model(config)))
 
 
 def run_mean_ms(before: float, after: float, switch: float) -> float:
