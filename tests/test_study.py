@@ -76,6 +76,23 @@ def test_finished_variants_are_not_retrained(tmp_path, data_dir, capsys):
     assert "[bn] finished earlier" in capsys.readouterr().out
 
 
+def test_a_study_continues_from_committed_results_when_run_folders_are_gone(tmp_path, data_dir, capsys):
+    """A later session on a fresh machine has the report's small JSON copies, not the run folders."""
+    path = _study(tmp_path, data_dir, VARIANTS)
+    assert main(["study", str(path), "--only", "bn"]) == 0
+    committed = tmp_path / "report" / "variants" / "bn.json"
+    assert json.loads(committed.read_text())["name"] == "bn"
+    shutil.rmtree(tmp_path / "runs")
+    capsys.readouterr()
+    assert main(["study", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "[bn] finished earlier" in out and "[bn_switch] training" in out
+    assert not (tmp_path / "runs" / "bn").exists()  # reused, not retrained
+    rows = {r["name"]: r for r in json.loads((tmp_path / "report" / "results.json").read_text())["variants"]}
+    assert rows["bn"]["merged_ms"] > 0 and rows["bn"]["ms_per_iter"] > 0  # timed from its config
+    assert (tmp_path / "report" / "variants" / "bn_switch.json").is_file()
+
+
 def test_study_file_errors_are_one_line(tmp_path, data_dir):
     path = _study(tmp_path, data_dir, [{"name": "a"}, {"name": "a"}])
     with pytest.raises(ConfigError, match="unique"):

@@ -23,6 +23,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def _artifacts(study, report_dir: Path, scale: int) -> None:
+    """The BN-artifact crops of the study's baseline/fixed pair. They need the trained weights, which
+    live only in the (uncommitted) run folders: a study continued on a fresh machine keeps the
+    artifact figures already in the report instead of failing."""
     from repsr.study.artifacts import artifact_study
     from repsr.weights import load_model
 
@@ -32,7 +35,8 @@ def _artifacts(study, report_dir: Path, scale: int) -> None:
     for name in (pair.baseline, pair.fixed):
         path = Path(study.output) / name / "model_merged.safetensors"
         if not path.is_file():
-            raise UserError(f"artifact study needs {path}: train variant '{name}' first")
+            print(f"artifact crops not redone: {path} is gone (retrain variant '{name}' to redo them)")
+            return
         models.append(load_model(path))
     rows = artifact_study(*models, study.eval_sets, scale, report_dir, (titles[pair.baseline], titles[pair.fixed]),
                           pair.crops, pair.crop_size)
@@ -41,7 +45,7 @@ def _artifacts(study, report_dir: Path, scale: int) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from repsr.study import load_study, run_study
+    from repsr.study import load_study, report_dir, run_study
     from repsr.study.report import write_report
 
     study = load_study(args.study)
@@ -49,10 +53,10 @@ def run(args: argparse.Namespace) -> int:
     if unknown:
         raise UserError(f"--only: no variant named '{unknown[0]}' in {args.study}")
     summary = run_study(study, only=args.only)
-    report_dir = Path(study.report or study.output)
-    report_dir.mkdir(parents=True, exist_ok=True)
-    (report_dir / "results.json").write_text(json.dumps(summary, indent=1))
+    folder = report_dir(study)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "results.json").write_text(json.dumps(summary, indent=1))
     if study.artifacts and not args.only:
-        _artifacts(study, report_dir, summary["scale"])
-    print(f"wrote {write_report(summary, report_dir)}")
+        _artifacts(study, folder, summary["scale"])
+    print(f"wrote {write_report(summary, folder)}")
     return 0

@@ -1,9 +1,11 @@
 """Train, evaluate and time every variant of a study; a finished variant is never retrained.
 
 Each variant lives in ``<output>/<name>/`` (the ordinary `repsr train` run folder) and ends with a
-``result.json`` there. Re-running a study skips variants with a result, resumes a variant whose
-run was interrupted (from its latest checkpoint) and records -- rather than drops -- a variant
-whose training diverged.
+``result.json`` there, copied to ``<report>/variants/<name>.json``. The run folders are large and
+not committed; the report copies are small and are, so a study can be continued in a later session
+on a fresh machine. Re-running a study skips variants with a result (either copy), resumes a
+variant whose run was interrupted (from its latest checkpoint) and records -- rather than drops --
+a variant whose training diverged.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from repsr.atomic import atomic_write
 from repsr.errors import UserError
 from repsr.evaluate import evaluate
 from repsr.hub import resolve_model
+from repsr.models import build_model
 from repsr.reparam.convert import reparameterize
 from repsr.study.config import StudyConfig, Variant
 from repsr.train.config import TrainConfig, bn_switch_iteration, load_train_config
@@ -56,6 +59,28 @@ def write_result(path: Path, result: VariantResult) -> None:
     """Write ``result.json``, the variant's "finished" marker: atomically, or a kill could fake a finish."""
     text = json.dumps(asdict(result), indent=1)
     atomic_write(path, lambda tmp: Path(tmp).write_text(text))
+
+
+def finished_result(study: StudyConfig, name: str) -> Path | None:
+    """Where a finished variant's result is: its run folder, else the report's committed copy."""
+    for path in (Path(study.output) / name / "result.json", report_dir(study) / "variants" / f"{name}.json"):
+        if path.is_file():
+            return path
+    return None
+
+
+def report_dir(study: StudyConfig) -> Path:
+    return Path(study.report or study.output)
+
+
+def _merged_net(study: StudyConfig, row: VariantResult) -> torch.nn.Module:
+    """The variant's merged net; when its run folder is gone (a result reused from the report), the
+    same merged architecture untrained -- a plain conv stack's speed does not depend on its weights."""
+    path = Path(study.output) / row.name / "model_merged.safetensors"
+    if path.is_file():
+        return load_model(path)
+    config = load_train_config(study.base, [*study.set, *row.overrides, "output=unused"])
+    return reparameterize(build_model(config.model).eval())
 
 
 def _bench_input(size: str) -> torch.Tensor:
@@ -128,7 +153,7 @@ def attach_costs(study: StudyConfig, rows: list[VariantResult], references: list
     a resumed run sits on the same axis as one that never stopped.
     """
     rows = [r for r in rows if not r.diverged]
-    nets = {r.name: load_model(Path(study.output) / r.name / "model_merged.safetensors") for r in rows}
+    nets = {r.name: _merged_net(study, r) for r in rows}
     speeds = forward_ms({**nets, **reference_nets}, _bench_input(study.bench_size), reps=study.bench_reps)
     for row in [*rows, *references]:
         row.merged_ms = speeds.get(row.name, 0.0)
@@ -168,19 +193,23 @@ def run_study(study: StudyConfig, only: list[str] | None = None, log=print) -> d
     out.mkdir(parents=True, exist_ok=True)
     rows: list[VariantResult] = []
     scale = load_train_config(study.base, list(study.set) + ["output=unused"]).model.scale
+    committed = report_dir(study) / "variants"
     for variant in study.variants:
-        path = out / variant.name / "result.json"
-        if path.is_file():
-            log(f"[{variant.name}] finished earlier: using {path}")
-            rows.append(VariantResult.load(path))
+        found = finished_result(study, variant.name)
+        if found is not None:
+            log(f"[{variant.name}] finished earlier: using {found}")
+            result = VariantResult.load(found)
+        elif only and variant.name not in only:
             continue
-        if only and variant.name not in only:
-            continue
-        log(f"[{variant.name}] training ({' '.join(variant.set) or 'base config'})")
-        result = run_variant(study, variant)
-        if result.diverged:
-            log(f"[{variant.name}] DIVERGED: {result.diverged}")
-        write_result(path, result)
+        else:
+            log(f"[{variant.name}] training ({' '.join(variant.set) or 'base config'})")
+            result = run_variant(study, variant)
+            if result.diverged:
+                log(f"[{variant.name}] DIVERGED: {result.diverged}")
+            write_result(out / variant.name / "result.json", result)
+        if not (committed / f"{variant.name}.json").is_file():
+            committed.mkdir(parents=True, exist_ok=True)
+            write_result(committed / f"{variant.name}.json", result)
         rows.append(result)
     # a partial run (``only``) skips reference rows and costs: their models may not exist yet
     references: list[VariantResult] = []
