@@ -97,6 +97,11 @@ def test_study_file_errors_are_one_line(tmp_path, data_dir):
     path = _study(tmp_path, data_dir, [{"name": "a"}, {"name": "a"}])
     with pytest.raises(ConfigError, match="unique"):
         load_study(path)
+    (tmp_path / "t").mkdir()
+    racing = _study(tmp_path / "t", data_dir, VARIANTS)
+    racing.write_text(racing.read_text() + "time_target: ECB\n")  # no variant is labelled ECB
+    with pytest.raises(ConfigError, match="'time_target' must be the label of a variant"):
+        load_study(racing)
     path.write_text(path.read_text().replace("variants:", "variantz:"))
     with pytest.raises(ConfigError, match="unknown key 'variantz'"):
         load_study(path)
@@ -123,3 +128,27 @@ def test_seed_table_averages_seeds_and_marks_only_differences_beyond_two_sd():
     assert "+0.450 *" in lines["B"]
     assert "0.000 |" in lines["C"] and "*" not in lines["C"]
     assert "+0.900 |" in lines["D"] and "*" not in lines["D"]
+
+
+def _timed(label: str, ms: float, psnrs: list[float]) -> dict:
+    curve = [{"iter": 1000 * (i + 1), "psnr": v, "seconds": ms * (i + 1)} for i, v in enumerate(psnrs)]
+    return _row(label, psnrs[-1]) | {"curve": curve, "ms_per_iter": ms}
+
+
+def test_time_to_quality_races_seed_means_to_the_target_settings_final_quality():
+    from repsr.study.report import mean_curve, seconds_to_reach, time_to_quality_table
+
+    slow = [_timed("ECB", 200.0, [27.0, 28.0, 29.0]), _timed("ECB", 200.0, [27.2, 28.2, 29.2])]  # final 29.1
+    fast = [_timed("RepSR", 100.0, [28.0, 29.6, 30.0]), _timed("RepSR", 100.0, [28.0, 29.8, 30.2])]
+    curve = mean_curve(fast)
+    assert curve == [(100.0, 28.0), (200.0, pytest.approx(29.7)), (300.0, pytest.approx(30.1))]
+    # 29.1 dB lies 1.1/1.7 of the way from 28.0 (100 s) to 29.7 (200 s)
+    assert seconds_to_reach(curve, 29.1) == pytest.approx(100 + 100 * 1.1 / 1.7)
+    assert seconds_to_reach(curve, 27.0) == 100.0 and seconds_to_reach(curve, 31.0) is None
+    table = time_to_quality_table({"variants": slow + fast + [_timed("plain", 50.0, [27.0, 27.5])],
+                                   "time_target": "ECB"})
+    rows = {line.split(" | ")[0].strip("| "): line for line in table.splitlines()[2:]}
+    assert "29.100" in rows["ECB"] and "1.00x" in rows["ECB"]  # the target reaches itself at its end
+    assert f"{(100 + 100 * 1.1 / 1.7) / 600:.2f}x" in rows["RepSR"]
+    assert "not reached" in rows["plain"]
+    assert time_to_quality_table({"variants": slow, "time_target": ""}) == ""

@@ -52,6 +52,9 @@ class StudyConfig:
     bench_reps: int = 10
     reference_models: list[str] = field(default_factory=list)  # shipped models / files shown as extra rows
     artifacts: ArtifactPair | None = None
+    # label of the setting whose final validation PSNR the others race to (the "RepSR reaches ECBSR
+    # quality in half the training time" claim); "" for no time-to-quality table
+    time_target: str = ""
 
 
 def load_study(path: str | Path) -> StudyConfig:
@@ -66,4 +69,6 @@ def load_study(path: str | Path) -> StudyConfig:
         raise ConfigError(f"{path}: variant names must be unique")
     if config.artifacts and not {config.artifacts.baseline, config.artifacts.fixed} <= set(names):
         raise ConfigError(f"{path}: 'artifacts' names a variant that is not in 'variants'")
+    if config.time_target and config.time_target not in {v.title for v in config.variants}:
+        raise ConfigError(f"{path}: 'time_target' must be the label of a variant, not '{config.time_target}'")
     return config

@@ -82,6 +82,59 @@ def seed_table(summary: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def mean_curve(rows: list[dict[str, Any]]) -> list[tuple[float, float]]:
+    """(seconds, PSNR) of a setting's validation curve, averaged over its seeds at the iterations all
+    of them validated; seconds = iteration x the setting's mean measured cost per iteration."""
+    timed = [r for r in rows if r["curve"] and "seconds" in r["curve"][0]]
+    if not timed:
+        return []
+    iters = sorted(set.intersection(*({p["iter"] for p in r["curve"]} for r in timed)))
+    ms = sum(r["ms_per_iter"] for r in timed) / len(timed)
+    points = []
+    for it in iters:
+        psnrs = [next(p["psnr"] for p in r["curve"] if p["iter"] == it) for r in timed]
+        points.append((it * ms / 1000, sum(psnrs) / len(psnrs)))
+    return points
+
+
+def seconds_to_reach(curve: list[tuple[float, float]], target: float) -> float | None:
+    """First time the curve reaches ``target``, linearly interpolated between validation points (a
+    curve already there at its first point gets that point's time: nothing is known before it);
+    None if it never does."""
+    previous = None
+    for seconds, psnr in curve:
+        if psnr >= target:
+            if previous is None or previous[1] >= target:
+                return seconds
+            (t0, p0) = previous
+            return t0 + (seconds - t0) * (target - p0) / (psnr - p0)
+        previous = (seconds, psnr)
+    return None
+
+
+def time_to_quality_table(summary: dict[str, Any]) -> str:
+    """How long each setting (seed mean) takes to reach the target setting's final validation PSNR."""
+    groups = seed_groups(summary["variants"])
+    target = summary.get("time_target")
+    if not target or target not in groups:
+        return ""
+    curves = {label: mean_curve(rows) for label, rows in groups.items()}
+    if not curves[target]:
+        return ""
+    goal_seconds, goal = curves[target][-1]
+    head = ["setting", "seeds", "final validation PSNR", f"time to reach {target}'s final {goal:.3f} dB",
+            f"vs {target}'s own time"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for label, curve in curves.items():
+        if not curve:
+            continue
+        reached = seconds_to_reach(curve, goal)
+        when = f"{reached / 60:.1f} min" if reached is not None else "not reached"
+        ratio = f"{reached / goal_seconds:.2f}x" if reached is not None else "–"
+        lines.append(f"| {label} | {len(groups[label])} | {curve[-1][1]:.3f} | {when} | {ratio} |")
+    return "\n".join(lines)
+
+
 def _mean_psnr(row: dict[str, Any]) -> float:
     values = [s["psnr"] for s in row["scores"].values()]
     return sum(values) / len(values) if values else math.nan
@@ -117,13 +170,14 @@ def plot_psnr_vs_time(summary: dict[str, Any], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for r in summary["variants"]:
-        if r["curve"] and "seconds" in r["curve"][0]:  # partial (--only) runs have no common time axis
-            ax.plot([p["seconds"] / 60 for p in r["curve"]], [p["psnr"] for p in r["curve"]], marker=".",
-                    label=r["label"])
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for label, rows in seed_groups(summary["variants"]).items():
+        curve = mean_curve(rows)  # empty for partial (--only) runs: they have no common time axis
+        if curve:
+            seeds = f" ({len(rows)} seeds)" if len(rows) > 1 else ""
+            ax.plot([t / 60 for t, _ in curve], [p for _, p in curve], marker=".", label=label + seeds)
     ax.set_xlabel("training time (minutes, measured cost per iteration, this CPU)")
-    ax.set_ylabel("validation PSNR (dB, merged net)")
+    ax.set_ylabel("validation PSNR (dB, merged net; seed mean)")
     ax.set_title(f"{summary['study']}: quality vs training time")
     ax.grid(alpha=0.3)
     if ax.lines:
@@ -144,6 +198,11 @@ def write_report(summary: dict[str, Any], out_dir: Path) -> Path:
     if any(len(rows) > 1 for rows in seed_groups(summary["variants"]).values()):
         text += ["## Seeds", "", "Mean ± sample sd over seeds; * marks a difference larger than twice the larger "
                  "sd (both settings with >= 2 seeds).", "", seed_table(summary), ""]
+    race = time_to_quality_table(summary)
+    if race:
+        text += ["## Time to quality", "", "Validation curves averaged over seeds, on one time axis (iterations x "
+                 "measured cost per iteration; validation excluded), interpolated between validation points.", "",
+                 race, ""]
     text += ["![PSNR vs speed](psnr_vs_speed.png) ![PSNR vs training time](psnr_vs_time.png)", ""]
     path = out_dir / "results.md"
     path.write_text("\n".join(text))

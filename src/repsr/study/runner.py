@@ -217,6 +217,6 @@ def run_study(study: StudyConfig, only: list[str] | None = None, log=print) -> d
         reference_nets = {name: reparameterize(resolve_model(name)) for name in study.reference_models}
         references = reference_rows(study, scale, reference_nets)
         attach_costs(study, rows, references, reference_nets)
-    return {"study": study.name, "scale": scale, "bench_size": study.bench_size,
+    return {"study": study.name, "scale": scale, "bench_size": study.bench_size, "time_target": study.time_target,
             "threads": torch.get_num_threads(), "variants": [asdict(r) for r in rows],
             "references": [asdict(r) for r in references]}
