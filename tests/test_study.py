@@ -84,6 +84,10 @@ def test_a_study_continues_from_committed_results_when_run_folders_are_gone(tmp_
     assert json.loads(committed.read_text())["name"] == "bn"
     shutil.rmtree(tmp_path / "runs")
     capsys.readouterr()
+    assert main(["study", str(path), "--report-only"]) == 0  # a report of what is finished, nothing trained
+    assert "[bn_switch] not run yet" in capsys.readouterr().out and not (tmp_path / "runs" / "bn_switch").exists()
+    partial = json.loads((tmp_path / "report" / "results.json").read_text())
+    assert [r["name"] for r in partial["variants"]] == ["bn"] and partial["references"]
     assert main(["study", str(path)]) == 0
     out = capsys.readouterr().out
     assert "[bn] finished earlier" in out and "[bn_switch] training" in out

@@ -1,7 +1,10 @@
 """``repsr study STUDY.yaml``: train, evaluate and time a list of variants side by side.
 
 Writes ``results.json``, ``results.md`` and plots to the study's ``report`` folder. Finished
-variants are reused, an interrupted one resumes from its checkpoint, a diverged one is reported.
+variants are reused (from their run folder or the report's committed ``variants/`` copies), an
+interrupted one resumes from its checkpoint, a diverged one is reported. ``--only`` trains a few
+variants now; ``--report-only`` trains nothing and reports what is finished, so a long study can be
+spread over several sessions.
 """
 
 from __future__ import annotations
@@ -19,6 +22,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("study", help="study file (YAML), e.g. experiments/blocks_m4c16_x4.yaml")
     p.add_argument("--only", nargs="+", metavar="VARIANT", help="train only these variants now")
+    p.add_argument("--report-only", action="store_true",
+                   help="train nothing: report the finished variants (references and costs included)")
     p.set_defaults(run=run)
 
 
@@ -52,7 +57,9 @@ def run(args: argparse.Namespace) -> int:
     unknown = sorted(set(args.only or []) - {v.name for v in study.variants})
     if unknown:
         raise UserError(f"--only: no variant named '{unknown[0]}' in {args.study}")
-    summary = run_study(study, only=args.only)
+    if args.only and args.report_only:
+        raise UserError("--only trains variants, --report-only trains none: give one of them")
+    summary = run_study(study, only=args.only, report_only=args.report_only)
     folder = report_dir(study)
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "results.json").write_text(json.dumps(summary, indent=1))

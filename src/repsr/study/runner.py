@@ -187,8 +187,12 @@ def run_step_ms(configs: dict[str, TrainConfig], batch: int, patch: int) -> dict
     return means
 
 
-def run_study(study: StudyConfig, only: list[str] | None = None, log=print) -> dict[str, Any]:
-    """Run every (or the ``only``) variant not yet finished and collect all results in one dict."""
+def run_study(study: StudyConfig, only: list[str] | None = None, report_only: bool = False,
+              log=print) -> dict[str, Any]:
+    """Run every (or the ``only``) variant not yet finished and collect all results in one dict.
+
+    ``report_only`` trains nothing: the report covers the finished variants (a study part-way done,
+    e.g. continued over several sessions), with reference rows and side-by-side costs as usual."""
     out = Path(study.output)
     out.mkdir(parents=True, exist_ok=True)
     rows: list[VariantResult] = []
@@ -200,6 +204,9 @@ def run_study(study: StudyConfig, only: list[str] | None = None, log=print) -> d
             log(f"[{variant.name}] finished earlier: using {found}")
             result = VariantResult.load(found)
         elif only and variant.name not in only:
+            continue
+        elif report_only:
+            log(f"[{variant.name}] not run yet: left out of this report")
             continue
         else:
             log(f"[{variant.name}] training ({' '.join(variant.set) or 'base config'})")
