@@ -55,8 +55,14 @@ def mean_sd(values: list[float]) -> tuple[float, float]:
     return mean, math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
 
 
+def _validation(row: dict[str, Any]) -> dict[str, dict[str, float]]:
+    """The run's last validation PSNR (held-out training images), as one more column."""
+    return {"validation": {"psnr": row["curve"][-1]["psnr"]}} if row.get("curve") else {}
+
+
 def seed_table(summary: dict[str, Any]) -> str:
-    """One row per setting: seeds, mean +/- sd of PSNR per eval set, and the difference to the first row.
+    """One row per setting: seeds, mean +/- sd of PSNR per eval set (and of the final validation PSNR),
+    and the difference to the first row.
 
     A difference is marked (*) only when it exceeds twice the larger of the two settings' sd, and only
     where both have at least two seeds: one seed cannot tell a setting from its noise.
@@ -64,8 +70,9 @@ def seed_table(summary: dict[str, Any]) -> str:
     groups = seed_groups(summary["variants"])
     if not groups:
         return ""
-    sets = list(dict.fromkeys(name for rows in groups.values() for r in rows for name in r["scores"]))
-    stats = {label: {s: mean_sd([r["scores"][s]["psnr"] for r in rows if s in r["scores"]]) for s in sets}
+    scores = {id(r): {**r["scores"], **_validation(r)} for rows in groups.values() for r in rows}
+    sets = list(dict.fromkeys(name for rows in groups.values() for r in rows for name in scores[id(r)]))
+    stats = {label: {s: mean_sd([scores[id(r)][s]["psnr"] for r in rows if s in scores[id(r)]]) for s in sets}
              for label, rows in groups.items()}
     first = next(iter(groups))
     head = ["setting", "seeds", *[f"{s} PSNR mean ± sd" for s in sets], *[f"Δ{s} vs {first}" for s in sets]]
