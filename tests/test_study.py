@@ -104,7 +104,7 @@ def test_study_file_errors_are_one_line(tmp_path, data_dir):
     (tmp_path / "t").mkdir()
     racing = _study(tmp_path / "t", data_dir, VARIANTS)
     racing.write_text(racing.read_text() + "time_target: ECB\n")  # no variant is labelled ECB
-    with pytest.raises(ConfigError, match="'time_target' must be the label of a variant"):
+    with pytest.raises(ConfigError, match="'time_target' must name labels of variants"):
         load_study(racing)
     path.write_text(path.read_text().replace("variants:", "variantz:"))
     with pytest.raises(ConfigError, match="unknown key 'variantz'"):
@@ -160,3 +160,5 @@ def test_time_to_quality_races_seed_means_to_the_target_settings_final_quality()
 
     seeds = seed_table({"variants": slow + fast})  # the final validation PSNR is a column of its own
     assert "validation PSNR mean ± sd" in seeds and "30.100 ± 0.141" in seeds
+    against = seed_table({"variants": slow + fast}, baseline="RepSR")
+    assert "Δvalidation vs RepSR" in against and "| RepSR | 2 |" in against

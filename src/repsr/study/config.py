@@ -55,6 +55,8 @@ class StudyConfig:
     # label of the setting whose final validation PSNR the others race to (the "RepSR reaches ECBSR
     # quality in half the training time" claim); "" for no time-to-quality table
     time_target: str = ""
+    # labels of the settings the seed tables give differences to (one table each); [] = the first setting
+    baselines: list[str] = field(default_factory=list)
 
 
 def load_study(path: str | Path) -> StudyConfig:
@@ -69,6 +71,10 @@ def load_study(path: str | Path) -> StudyConfig:
         raise ConfigError(f"{path}: variant names must be unique")
     if config.artifacts and not {config.artifacts.baseline, config.artifacts.fixed} <= set(names):
         raise ConfigError(f"{path}: 'artifacts' names a variant that is not in 'variants'")
-    if config.time_target and config.time_target not in {v.title for v in config.variants}:
-        raise ConfigError(f"{path}: 'time_target' must be the label of a variant, not '{config.time_target}'")
+    labels = {v.title for v in config.variants}
+    for key, named in (("time_target", [config.time_target] if config.time_target else []),
+                       ("baselines", config.baselines)):
+        for label in named:
+            if label not in labels:
+                raise ConfigError(f"{path}: '{key}' must name labels of variants, not '{label}'")
     return config

@@ -60,9 +60,9 @@ def _validation(row: dict[str, Any]) -> dict[str, dict[str, float]]:
     return {"validation": {"psnr": row["curve"][-1]["psnr"]}} if row.get("curve") else {}
 
 
-def seed_table(summary: dict[str, Any]) -> str:
+def seed_table(summary: dict[str, Any], baseline: str | None = None) -> str:
     """One row per setting: seeds, mean +/- sd of PSNR per eval set (and of the final validation PSNR),
-    and the difference to the first row.
+    and the difference to the ``baseline`` setting (a label; default: the first row).
 
     A difference is marked (*) only when it exceeds twice the larger of the two settings' sd, and only
     where both have at least two seeds: one seed cannot tell a setting from its noise.
@@ -74,7 +74,7 @@ def seed_table(summary: dict[str, Any]) -> str:
     sets = list(dict.fromkeys(name for rows in groups.values() for r in rows for name in scores[id(r)]))
     stats = {label: {s: mean_sd([scores[id(r)][s]["psnr"] for r in rows if s in scores[id(r)]]) for s in sets}
              for label, rows in groups.items()}
-    first = next(iter(groups))
+    first = baseline if baseline in groups else next(iter(groups))
     head = ["setting", "seeds", *[f"{s} PSNR mean ± sd" for s in sets], *[f"Δ{s} vs {first}" for s in sets]]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for label, rows in groups.items():
@@ -204,7 +204,10 @@ def write_report(summary: dict[str, Any], out_dir: Path) -> Path:
             "ms/frame measured side by side in one process (round-robin, best pass).", "", markdown_table(summary), ""]
     if any(len(rows) > 1 for rows in seed_groups(summary["variants"]).values()):
         text += ["## Seeds", "", "Mean ± sample sd over seeds; * marks a difference larger than twice the larger "
-                 "sd (both settings with >= 2 seeds).", "", seed_table(summary), ""]
+                 "sd (both settings with >= 2 seeds)."]
+        for baseline in summary.get("baselines") or [None]:
+            text += ["", seed_table(summary, baseline)]
+        text += [""]
     race = time_to_quality_table(summary)
     if race:
         text += ["## Time to quality", "", "Validation curves averaged over seeds, on one time axis (iterations x "

@@ -225,5 +225,6 @@ def run_study(study: StudyConfig, only: list[str] | None = None, report_only: bo
         references = reference_rows(study, scale, reference_nets)
         attach_costs(study, rows, references, reference_nets)
     return {"study": study.name, "scale": scale, "bench_size": study.bench_size, "time_target": study.time_target,
+            "baselines": study.baselines,
             "threads": torch.get_num_threads(), "variants": [asdict(r) for r in rows],
             "references": [asdict(r) for r in references]}
