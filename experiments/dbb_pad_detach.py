@@ -83,7 +83,7 @@ def main() -> None:
     print(f"parameters whose gradient changes: {changed} of {len(attached)}")
     cos = F.cosine_similarity(flat_a, flat_d, dim=0).item()
     print(f"whole-network gradient: relative difference {(flat_a - flat_d).norm() / flat_a.norm():.2e}, "
-          f"cosine {cos:.8f}")
+          f"cosine {min(cos, 1.0):.6f}")
 
 
 if __name__ == "__main__":
