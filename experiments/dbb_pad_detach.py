@@ -63,7 +63,7 @@ def main() -> None:
         model = build_model(ModelConfig(arch="dbb", scale=4, zero_init_tail=False))
         print("fresh DBB M4C16 x4 (default init: a zeroed tail would leave the inner gradients zero)")
     model.train()  # batch statistics: the phase in which the two padding choices differ
-    lr, hr = patches(model.config.scale if hasattr(model, "config") else 4)
+    lr, hr = patches(model.config.scale)
     attached = gradients(model, lr, hr)
     original = K.BiasPad.forward
     K.BiasPad.forward = lambda self, x, value: original(self, x, value.detach())

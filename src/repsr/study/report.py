@@ -55,9 +55,9 @@ def mean_sd(values: list[float]) -> tuple[float, float]:
     return mean, math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
 
 
-def _validation(row: dict[str, Any]) -> dict[str, dict[str, float]]:
-    """The run's last validation PSNR (held-out training images), as one more column."""
-    return {"validation": {"psnr": row["curve"][-1]["psnr"]}} if row.get("curve") else {}
+def _scores_and_validation(row: dict[str, Any]) -> dict[str, dict[str, float]]:
+    """The row's eval-set scores plus its last validation PSNR (held-out training images) as one more set."""
+    return {**row["scores"], **({"validation": {"psnr": row["curve"][-1]["psnr"]}} if row.get("curve") else {})}
 
 
 def seed_table(summary: dict[str, Any], baseline: str | None = None) -> str:
@@ -70,10 +70,10 @@ def seed_table(summary: dict[str, Any], baseline: str | None = None) -> str:
     groups = seed_groups(summary["variants"])
     if not groups:
         return ""
-    scores = {id(r): {**r["scores"], **_validation(r)} for rows in groups.values() for r in rows}
-    sets = list(dict.fromkeys(name for rows in groups.values() for r in rows for name in scores[id(r)]))
-    stats = {label: {s: mean_sd([scores[id(r)][s]["psnr"] for r in rows if s in scores[id(r)]]) for s in sets}
-             for label, rows in groups.items()}
+    scores = {label: [_scores_and_validation(r) for r in rows] for label, rows in groups.items()}
+    sets = list(dict.fromkeys(name for rows in scores.values() for r in rows for name in r))
+    stats = {label: {s: mean_sd([r[s]["psnr"] for r in rows if s in r]) for s in sets}
+             for label, rows in scores.items()}
     first = baseline if baseline in groups else next(iter(groups))
     head = ["setting", "seeds", *[f"{s} PSNR mean ± sd" for s in sets], *[f"Δ{s} vs {first}" for s in sets]]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]

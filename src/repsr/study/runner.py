@@ -61,25 +61,34 @@ def write_result(path: Path, result: VariantResult) -> None:
     atomic_write(path, lambda tmp: Path(tmp).write_text(text))
 
 
+def report_dir(study: StudyConfig) -> Path:
+    return Path(study.report or study.output)
+
+
+def committed_result(study: StudyConfig, name: str) -> Path:
+    """The report's small copy of a variant's ``result.json`` (committed; the run folder is not)."""
+    return report_dir(study) / "variants" / f"{name}.json"
+
+
 def finished_result(study: StudyConfig, name: str) -> Path | None:
     """Where a finished variant's result is: its run folder, else the report's committed copy."""
-    for path in (Path(study.output) / name / "result.json", report_dir(study) / "variants" / f"{name}.json"):
+    for path in (Path(study.output) / name / "result.json", committed_result(study, name)):
         if path.is_file():
             return path
     return None
 
 
-def report_dir(study: StudyConfig) -> Path:
-    return Path(study.report or study.output)
+def variant_config(study: StudyConfig, overrides: list[str], output: str = "unused") -> TrainConfig:
+    """The training config of a variant: the base file, the study's common overrides, then its own."""
+    return load_train_config(study.base, [*study.set, *overrides, f"output={output}"])
 
 
-def _merged_net(study: StudyConfig, row: VariantResult) -> torch.nn.Module:
+def _merged_net(study: StudyConfig, row: VariantResult, config: TrainConfig) -> torch.nn.Module:
     """The variant's merged net; when its run folder is gone (a result reused from the report), the
     same merged architecture untrained -- a plain conv stack's speed does not depend on its weights."""
     path = Path(study.output) / row.name / "model_merged.safetensors"
     if path.is_file():
         return load_model(path)
-    config = load_train_config(study.base, [*study.set, *row.overrides, "output=unused"])
     return reparameterize(build_model(config.model).eval())
 
 
@@ -113,8 +122,7 @@ def score_model(model: torch.nn.Module | None, eval_sets: list[str], scale: int)
 def run_variant(study: StudyConfig, variant: Variant) -> VariantResult:
     """Train (or resume) one variant, then evaluate and time its merged network."""
     run_dir = Path(study.output) / variant.name
-    overrides = [*study.set, *variant.set, f"output={run_dir}"]
-    config = load_train_config(study.base, overrides)
+    config = variant_config(study, variant.set, str(run_dir))
     result = VariantResult(variant.name, variant.title, variant.set, iters=config.train.iters)
     resume = (run_dir / "checkpoints" / "latest.pt").is_file()
     try:
@@ -153,13 +161,13 @@ def attach_costs(study: StudyConfig, rows: list[VariantResult], references: list
     a resumed run sits on the same axis as one that never stopped.
     """
     rows = [r for r in rows if not r.diverged]
-    nets = {r.name: _merged_net(study, r) for r in rows}
+    configs = {r.name: variant_config(study, r.overrides) for r in rows}
+    nets = {r.name: _merged_net(study, r, configs[r.name]) for r in rows}
     speeds = forward_ms({**nets, **reference_nets}, _bench_input(study.bench_size), reps=study.bench_reps)
     for row in [*rows, *references]:
         row.merged_ms = speeds.get(row.name, 0.0)
     if not rows:
         return
-    configs = {r.name: load_train_config(study.base, [*study.set, *r.overrides, "output=unused"]) for r in rows}
     first = next(iter(configs.values()))
     costs = run_step_ms(configs, first.train.batch_size, first.train.patch_size)
     for row in rows:
@@ -196,8 +204,7 @@ def run_study(study: StudyConfig, only: list[str] | None = None, report_only: bo
     out = Path(study.output)
     out.mkdir(parents=True, exist_ok=True)
     rows: list[VariantResult] = []
-    scale = load_train_config(study.base, list(study.set) + ["output=unused"]).model.scale
-    committed = report_dir(study) / "variants"
+    scale = variant_config(study, []).model.scale
     for variant in study.variants:
         found = finished_result(study, variant.name)
         if found is not None:
@@ -214,9 +221,10 @@ def run_study(study: StudyConfig, only: list[str] | None = None, report_only: bo
             if result.diverged:
                 log(f"[{variant.name}] DIVERGED: {result.diverged}")
             write_result(out / variant.name / "result.json", result)
-        if not (committed / f"{variant.name}.json").is_file():
-            committed.mkdir(parents=True, exist_ok=True)
-            write_result(committed / f"{variant.name}.json", result)
+        copy = committed_result(study, variant.name)
+        if not copy.is_file():
+            copy.parent.mkdir(parents=True, exist_ok=True)
+            write_result(copy, result)
         rows.append(result)
     # a partial run (``only``) skips reference rows and costs: their models may not exist yet
     references: list[VariantResult] = []
