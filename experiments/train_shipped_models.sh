@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Train, merge and evaluate the shipped RepSR M4C16 models (v2 recipe; docs/models.md has the record of
-# what was run, when and on what). Run from the repository root with ../shared/data present.
+# Train, merge and evaluate the shipped RepSR M4C16 models (docs/models.md has the record of what was run,
+# when and on what: v3 = two legs, ITERS=25000/20000/40000 for x2/x3/x4, then --resume with
+# ITERS=125000/80000/110000). Run from the repository root with ../shared/data present.
 #   experiments/train_shipped_models.sh 4        # one scale (x4 first, then 3 and 2)
 #   experiments/train_shipped_models.sh 4 --resume   # continue an interrupted run from its checkpoint
 # Recipe, chosen on held-out *training* images (experiments/holdout_split.py; experiments/recipe_check*.sh):
