@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 from repsr.errors import UserError
-from repsr.export.quantize import ACTIVATIONS, KEEP_FLOAT, METHODS, QuantOptions
+from repsr.export.quantize import ACTIVATIONS, CALIB_IMAGES, KEEP_FLOAT, METHODS, QuantOptions
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -28,7 +28,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="folders of training HR images (e.g. T91 BSD200; not the sets you report)")
     p.add_argument("--val", nargs="+", metavar="DIR", default=[],
                    help="benchmark sets to score fp32 and INT8 on (e.g. Set5 Set14 B100)")
-    p.add_argument("--calib-images", type=int, default=32, help="images per calibration folder (default 32)")
+    p.add_argument("--calib-images", type=int, default=CALIB_IMAGES,
+                   help=f"images per calibration folder (default {CALIB_IMAGES})")
     p.add_argument("--calib-crop", type=int, default=64, help="LR crop size of each calibration image (default 64)")
     p.add_argument("--degradation", choices=("bicubic", "ntire"), default="bicubic",
                    help="how LR calibration images are made (default MATLAB bicubic, as training)")
