@@ -14,7 +14,7 @@ from pathlib import Path
 
 from repsr.evaluate import evaluate
 from repsr.export.onnx import OnnxUpscaler, export_onnx
-from repsr.export.quantize import CALIB_IMAGES, QuantOptions, calibration_batches, quantize_model
+from repsr.export.quantize import QuantOptions, calibration_batches, quantize_model
 from repsr.hub import resolve_model
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -53,7 +53,7 @@ def main() -> None:
         if "fp32" not in row:
             row["fp32"] = psnrs(model)
             print(name, "fp32", row["fp32"], flush=True)
-        batches = calibration_batches(CALIB, model.config, images=CALIB_IMAGES, crop=64)
+        batches = calibration_batches(CALIB, model.config)  # the defaults `repsr quantize` uses
         for variant in names:
             t0 = time.perf_counter()
             target = out / f"{name}-{variant}.onnx"
