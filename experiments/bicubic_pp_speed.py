@@ -24,7 +24,8 @@ import torch
 import torch.nn.functional as F
 from onnx import numpy_helper
 
-from repsr.export.onnx import OnnxUpscaler, export_onnx
+from repsr.export.onnx import export_onnx
+from repsr.inference.engines.onnxruntime import OnnxUpscaler
 from repsr.weights import load_model
 
 PEER = Path(__file__).resolve().parents[2] / "shared" / "peers" / "bicubic_pp_x3.pth"

@@ -13,9 +13,10 @@ from pathlib import Path
 
 import numpy as np
 
-from repsr.export.onnx import OnnxUpscaler, export_onnx
+from repsr.export.onnx import export_onnx
 from repsr.export.quantize import QuantOptions, calibration_batches, quantize_model
 from repsr.hub import resolve_model
+from repsr.inference.engines.onnxruntime import OnnxUpscaler
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 VARIANTS = {

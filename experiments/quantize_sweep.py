@@ -13,9 +13,10 @@ import time
 from pathlib import Path
 
 from repsr.evaluate import evaluate
-from repsr.export.onnx import OnnxUpscaler, export_onnx
+from repsr.export.onnx import export_onnx
 from repsr.export.quantize import QuantOptions, calibration_batches, quantize_model
 from repsr.hub import resolve_model
+from repsr.inference.engines.onnxruntime import OnnxUpscaler
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 SETS = [DATA / "Set5", DATA / "Set14", DATA / "B100"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -17,6 +18,8 @@ PEERS = SHARED / "peers"
 # spin-wait for a core held by another process make a step 100x slower (measured: 16 ms vs 3.4 s).
 torch.set_num_threads(1)
 os.environ.setdefault("OMP_NUM_THREADS", "1")  # the same for the CLI subprocesses the tests start
+# OpenVINO's converted-IR cache: one per test session, never the user's ~/.cache
+os.environ.setdefault("REPSR_CACHE", tempfile.mkdtemp(prefix="repsr-test-cache-"))
 
 
 @pytest.fixture(scope="session")

@@ -9,8 +9,8 @@ import torch
 import repsr
 from repsr.errors import UserError
 from repsr.imageio import quantize
-from repsr.inference import AUTO_COMPILE_MPIX, CompiledUpscaler, TorchUpscaler, choose_backend
-from repsr.inference import compiled as compiled_module
+from repsr.inference import AUTO_COMPILE_MPIX, ENGINES, CompiledUpscaler, TorchUpscaler, choose_engine
+from repsr.inference.engines import torch_compile as compiled_module
 
 
 def _eager() -> TorchUpscaler:
@@ -19,15 +19,33 @@ def _eager() -> TorchUpscaler:
     return TorchUpscaler(repsr.reparameterize(model), "cpu")
 
 
-def test_auto_compiles_only_runs_large_enough_to_repay_the_compile() -> None:
-    assert choose_backend(None, False, 0.5) == "eager"  # one small image
-    assert choose_backend("auto", False, AUTO_COMPILE_MPIX) == "compile"  # a folder, a video, a huge image
-    assert choose_backend("auto", False, 100.0, half=True) == "eager"  # fp16 keeps its inf/NaN fallback
-    assert choose_backend("auto", True, 100.0) == "onnx"
-    assert choose_backend("compile", False, 0.0) == "compile" and choose_backend("eager", False, 100.0) == "eager"
-    assert choose_backend("torch", False, 100.0) == "eager" and choose_backend("onnxruntime", False, 0) == "onnx"
+def _choose(backend: str | None, path: str = "m.safetensors", mpix: float = 0.0, **kw: object) -> str:
+    return choose_engine(backend, path, workload_mpix=mpix, **kw).name  # type: ignore[arg-type]
+
+
+def test_auto_prefers_openvino_and_without_it_compiles_only_runs_large_enough(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """auto: OpenVINO fp32 when installed (fastest exact, docs/deploy.md); else compile for >= 7 MP, else eager."""
+    assert _choose(None) == "openvino" and _choose("auto", mpix=100.0) == "openvino"
+    assert _choose("auto", "m.onnx") == "openvino" and _choose("auto", "m.xml") == "openvino"
+    assert _choose("auto", precision="fp16", mpix=100.0) == "eager"  # fp16 keeps its inf/NaN fallback
+    monkeypatch.setattr(type(ENGINES["openvino"]), "installed", lambda self: self.package != "openvino")
+    assert _choose(None, mpix=0.5) == "eager"  # one small image
+    assert _choose("auto", mpix=AUTO_COMPILE_MPIX) == "compile"  # a folder, a video, a huge image
+    assert _choose("auto", "m.onnx", 100.0) == "onnx"
+    with pytest.raises(UserError, match="needs OpenVINO.*pip install openvino"):
+        _choose("auto", "m.xml")
+    with pytest.raises(UserError, match="pip install"):
+        ENGINES["openvino"].require()
+
+
+def test_explicit_backends_and_aliases_are_kept() -> None:
+    assert _choose("compile", mpix=0.0) == "compile" and _choose("eager", mpix=100.0) == "eager"
+    assert _choose("torch") == "eager" and _choose("onnxruntime") == "onnx" and _choose("ov") == "openvino"
     with pytest.raises(UserError, match="unknown backend"):
-        choose_backend("tensorrt", False, 0.0)
+        _choose("tensorrt")
+    with pytest.raises(UserError, match="unknown precision"):
+        _choose("auto", precision="int4")
 
 
 def test_compiled_matches_eager_within_one_level_at_two_sizes() -> None:

@@ -180,4 +180,4 @@ def test_a_merged_file_is_not_merged_again_on_load_and_a_training_graph_is() -> 
     assert merged(compact) is compact
     training = repsr.create_model("repsr", scale=2, blocks=1, channels=4)
     assert isinstance(merged(training), CompactSR)
-    assert isinstance(load_upscaler("repsr-m4c16-x4").model, CompactSR)  # type: ignore[attr-defined]
+    assert isinstance(load_upscaler("repsr-m4c16-x4", "eager").model, CompactSR)  # type: ignore[attr-defined]

@@ -1,4 +1,4 @@
-"""Throughput of an SR network against its own training graph, onnxruntime (fp32, INT8) and bicubic.
+"""Throughput of an SR network on every installed engine and precision, against its training graph and bicubic.
 
 Why ratios, not absolute numbers: machines (and their other users) differ, so every row is
 measured in one run beside a large fp32 matmul -- the practical FLOP rate of this machine -- and
@@ -11,11 +11,9 @@ protocol applies: fp16, channels_last, 50 warm-up runs then the mean of 244 time
 from __future__ import annotations
 
 import re
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import NamedTuple
 
 import cv2
@@ -25,9 +23,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from repsr.errors import UserError
-from repsr.export.onnx import OnnxUpscaler, export_onnx
-from repsr.export.quantize import QuantOptions, quantize_onnx
-from repsr.inference import as_upscaler, load_runner
+from repsr.inference import ENGINES, Upscaler, as_upscaler, load_runner
+from repsr.inference.engines import readers
 from repsr.models import ARCHS, build_model, create_model, parse_preset
 from repsr.reparam.base import RepBlock
 from repsr.reparam.convert import reparameterize
@@ -63,12 +60,12 @@ def parse_sizes(text: str) -> list[tuple[int, int, int]]:
     return sizes  # type: ignore[return-value]
 
 
-def model_factory(spec: str) -> Callable[[int], nn.Module | OnnxUpscaler]:
+def model_factory(spec: str) -> Callable[[int], nn.Module | Upscaler]:
     """A function scale -> model (eval mode) for ``arch:MxCy``, a bare arch, or a name/path.
 
     Presets and arch names build randomly initialised nets (speed does not depend on weights);
-    a shipped name or file has a fixed scale, and other scales are refused. An ``.onnx`` file
-    (fp32 or INT8) is loaded as the same runner ``repsr eval`` and ``repsr upscale`` use.
+    a shipped name or file has a fixed scale, and other scales are refused. A model file (``.onnx``
+    fp32 or INT8, OpenVINO ``.xml``) is loaded as the same runner ``repsr eval`` uses.
     """
     arch, _, preset = spec.partition(":")
     if arch in ARCHS and arch != "compact":
@@ -77,7 +74,7 @@ def model_factory(spec: str) -> Callable[[int], nn.Module | OnnxUpscaler]:
     model = load_runner(spec)
     own_scale = as_upscaler(model).scale
 
-    def fixed(scale: int) -> nn.Module | OnnxUpscaler:
+    def fixed(scale: int) -> nn.Module | Upscaler:
         if own_scale != scale:
             raise UserError(f"{spec} is a x{own_scale} model; size asks for x{scale}")
         return model
@@ -165,68 +162,36 @@ class Candidate(NamedTuple):
     setup_s: float | None = None
 
 
-def _compiled_candidate(merged: nn.Module, x: torch.Tensor, gflop: float) -> Candidate:
-    """The ``torch.compile`` row; its compile (the first call) is timed as the row's setup."""
-    compiled = torch.compile(merged)
-    start = time.perf_counter()
-    with torch.no_grad():
-        compiled(x)
-    setup = time.perf_counter() - start
-    return Candidate("torch.compile fp32", lambda: compiled(x), gflop, setup)
-
-
-def _onnx_row_name(runner: OnnxUpscaler) -> str:
-    return "onnxruntime INT8" if runner.quantized else "onnxruntime fp32"
-
-
-def _onnx_candidates(merged: nn.Module, x: torch.Tensor, threads: int, gflop: float) -> list[Candidate]:
-    """onnxruntime rows: the fp32 export and its INT8 QDQ quantization (repsr quantize's defaults).
-
-    The INT8 file is calibrated on crops of the timing input itself: speed does not depend on
-    the ranges, and a random-weight bench net has no training data anyway.
-    """
-    with tempfile.TemporaryDirectory() as tmp:
-        export_onnx(merged, Path(tmp) / "m.onnx")
-        fp32 = OnnxUpscaler(Path(tmp) / "m.onnx", threads=threads)
-        crop = x[:1, :, :64, :64].numpy()
-        quantize_onnx(Path(tmp) / "m.onnx", Path(tmp) / "q.onnx", [crop], QuantOptions())
-        int8 = OnnxUpscaler(Path(tmp) / "q.onnx", threads=threads)
-    feed = x.numpy()
-    return [Candidate(_onnx_row_name(fp32), lambda: fp32._run(feed), gflop),
-            Candidate(_onnx_row_name(int8), lambda: int8._run(feed), gflop)]
-
-
-def onnx_file_candidates(runner: OnnxUpscaler, x: torch.Tensor, threads: int) -> list[Candidate]:
-    """The row of an ``.onnx`` file given as ``--model``; FLOPs from its repsr config when it has one."""
-    session = OnnxUpscaler(runner.path, threads=threads, bgr=runner.bgr)
-    gflop = conv_gflop(build_model(runner.config).eval(), x.cpu()) if runner.config is not None else None
-    feed = x.cpu().numpy()
-    return [Candidate(_onnx_row_name(session), lambda: session._run(feed), gflop)]
+def file_candidates(runner: Upscaler, x: torch.Tensor, threads: int) -> list[Candidate]:
+    """One row per installed engine that reads the model file given as ``--model``; FLOPs from its repsr config."""
+    config = getattr(runner, "config", None)
+    gflop = conv_gflop(build_model(config).eval(), x.cpu()) if config is not None else None
+    path = runner.path  # type: ignore[attr-defined]  # every file engine's upscaler says its file
+    return [Candidate(row.name, row.fn, gflop, row.setup_s) for engine in readers(path) if engine.installed()
+            and engine.bench_file is not None for row in engine.bench_file(path, x, threads, runner.bgr)]
 
 
 def network_candidates(model: nn.Module, x: torch.Tensor, device: torch.device, threads: int,
                        onnx: bool = True, with_compile: bool = True) -> list[Candidate]:
-    """The network rows: training graph (if any), merged net in its layouts/precisions, compiled, ORT."""
-    merged = reparameterize(model).eval().to(device)
+    """The network rows: training graph (if any), then every installed engine's rows for the merged net.
+
+    ``onnx=False`` skips the engines that export first (onnxruntime, OpenVINO: seconds of export and
+    quantization); on CUDA only the PyTorch engines run.
+    """
+    merged = reparameterize(model).eval()
     gflop = conv_gflop(merged.cpu().float(), x.cpu().float())
-    merged = merged.to(device)
     rows: list[Candidate] = []
     if _has_training_blocks(model):
         train = model.eval().to(device)
         rows.append(Candidate("training graph fp32", lambda: train(x), conv_gflop(model.cpu(), x.cpu())))
         train.to(device)
-    rows.append(Candidate("merged fp32 NCHW", lambda: merged(x), gflop))
-    cl_model = reparameterize(model).eval().to(device).to(memory_format=torch.channels_last)
-    x_cl = x.contiguous(memory_format=torch.channels_last)
-    rows.append(Candidate("merged fp32 channels_last", lambda: cl_model(x_cl), gflop))
-    if with_compile:
-        rows.append(_compiled_candidate(merged, x, gflop))
-    if device.type == "cuda":
-        half = reparameterize(model).eval().to(device).half().to(memory_format=torch.channels_last)
-        x_half = x_cl.half()
-        rows.append(Candidate("merged fp16 channels_last", lambda: half(x_half), gflop))
-    elif onnx:
-        rows += _onnx_candidates(reparameterize(model).eval(), x, threads, gflop)
+    for engine in ENGINES.values():
+        skip = (engine.name == "compile" and not with_compile) or (engine.package is not None and not onnx)
+        if skip or engine.bench is None or not engine.installed() or device.type not in engine.devices:
+            continue
+        timed = engine.bench(reparameterize(model).eval().to(device if engine.package is None else "cpu"),
+                             x if engine.package is None else x.cpu(), threads)
+        rows += [Candidate(t.name, t.fn, gflop, t.setup_s) for t in timed]
     return rows
 
 
@@ -254,10 +219,10 @@ def bench_size(factory: Callable[[int], nn.Module], size: tuple[int, int, int], 
     x = torch.rand(1, 3, h, w, generator=torch.Generator().manual_seed(0)).to(device)
     model = factory(scale)
     label = f"{w}x{h}x{scale}"
-    if isinstance(model, OnnxUpscaler):
+    if not isinstance(model, nn.Module):
         if device.type != "cpu":
-            raise UserError("an .onnx model is benchmarked on the CPU (onnxruntime); use --device cpu")
-        network = onnx_file_candidates(model, x, threads)
+            raise UserError("a model file (.onnx, .xml) is benchmarked on the CPU; use --device cpu")
+        network = file_candidates(model, x, threads)
     else:
         network = network_candidates(model, x, device, threads, onnx, with_compile)
     candidates = network + bicubic_candidates(x, scale, device)

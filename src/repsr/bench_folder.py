@@ -1,13 +1,13 @@
 """End-to-end speed of ``repsr upscale`` on a folder, next to the network alone: is I/O off the critical path?
 
-Why beside :mod:`repsr.bench`: the network rows time one call on a float tensor, but a user waits for
-decode, colour conversion, network, quantisation and PNG/JPEG encode of every file. Here each backend
-(eager, torch.compile) is timed twice on the same images: "network only" (the engine's calls on the
-images, decoded to float beforehand) and "end to end" (:func:`repsr.upscale.upscale_jobs` on the folder,
-the path ``repsr upscale`` runs, writing into a temporary folder). Their ratio is what the pipeline
-costs on top of the network; the ratio to "network only, eager" is the speed-up a user sees.
-Rounds are interleaved (one pass of each candidate per round, median of the rounds), so a burst of
-load on a shared machine is spread over all rows.
+Why beside :mod:`repsr.bench`: the network rows time one call on a float tensor, but a user waits for decode,
+colour conversion, network, quantisation and PNG/JPEG encode of every file. Here each backend (eager,
+torch.compile, OpenVINO when installed) is timed twice on the same images: "network only" (the engine's calls
+on the images, decoded to float beforehand) and "end to end" (:func:`repsr.upscale.upscale_jobs` on the
+folder, the path ``repsr upscale`` runs, writing into a temporary folder). Their ratio is what the pipeline
+costs on top of the network; the ratio to "network only, eager" is the speed-up a user sees. Rounds are
+interleaved (one pass of each candidate per round, median of the rounds), so a burst of load on a shared
+machine is spread over all rows.
 """
 
 from __future__ import annotations
@@ -22,19 +22,21 @@ import torch
 
 from repsr.bench import time_round_robin
 from repsr.errors import UserError
+from repsr.hub import model_path
 from repsr.imageio import read_image
-from repsr.inference import Upscaler, choose_backend, load_upscaler
+from repsr.inference import Upscaler, choose_engine, engine_named, load_upscaler
 from repsr.upscale import UpscaleOptions, input_megapixels, is_video, plan_jobs, upscale_jobs
 
 # (row label, backend, channels_last): the old default (eager NCHW) is the reference of "x eager"
-FOLDER_BACKENDS = (("eager NCHW", "eager", False), ("eager", "eager", True), ("compile", "compile", True))
+FOLDER_BACKENDS = (("eager NCHW", "eager", False), ("eager", "eager", True), ("compile", "compile", True),
+                   ("openvino", "openvino", True))
 
 
 @dataclass
 class FolderRow:
     """One backend and stage over the whole folder."""
 
-    backend: str  # "eager NCHW" (the reference), "eager" (channels_last) or "compile"
+    backend: str  # "eager NCHW" (the reference), "eager" (channels_last), "compile" or "openvino"
     stage: str  # "network only" or "end to end"
     ms_per_image: float
     x_eager: float = 1.0  # speed-up over "network only, eager" (time ratio)
@@ -68,7 +70,8 @@ def _run(model: str, folder: str | Path, threads: int, reps: int, backends: tupl
         jobs = [job for job in plan_jobs([folder], tmp, UpscaleOptions()) if not is_video(job.source)]
         if not jobs:
             raise UserError(f"{folder}: no images to time")
-        default = choose_backend(None, False, input_megapixels(jobs))
+        default = choose_engine(None, model_path(model), "cpu", None, input_megapixels(jobs)).name
+        backends = tuple(b for b in backends if engine_named(b[1]).installed())  # type: ignore[union-attr]
         images = [torch.from_numpy(read_image(job.source).colour()).permute(2, 0, 1)[None] for job in jobs]
         engines = {label: load_upscaler(model, name, "cpu", channels_last=cl) for label, name, cl in backends}
         setup = {name: _warm(up, images) for name, up in engines.items()}

@@ -24,7 +24,7 @@ from rich.table import Table
 
 from repsr.errors import UserError
 from repsr.evaluate import BICUBIC, DatasetResult, evaluate_many, model_scale
-from repsr.inference import load_runner, resolve_device
+from repsr.inference import ALIASES, BACKENDS, PRECISIONS, load_runner, load_upscaler, resolve_device
 
 Results = dict[str, dict[str, DatasetResult]]  # model -> dataset -> scores
 
@@ -48,6 +48,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                    help="write SR images to DIR/<dataset>/ (several models: DIR/<model>/<dataset>/)")
     p.add_argument("--rgb", action="store_true", help="score on RGB instead of the Y channel")
     p.add_argument("--device", default="cpu", help="torch device for the models (default: cpu)")
+    p.add_argument("--backend", choices=BACKENDS + tuple(ALIASES), default=None,
+                   help="run every model on this engine (default: PyTorch for weights, the file's own runtime "
+                        "for .onnx/.xml), so each engine's and precision's PSNR is measured, not assumed")
+    p.add_argument("--precision", choices=PRECISIONS, default=None,
+                   help="with --backend: fp32, bf16/fp16 (where native), int8 (an INT8 file)")
+    p.add_argument("--threads", type=int, default=0, help="the engine's threads (default: its own choice)")
     p.add_argument("--bgr", action="store_true",
                    help="the weights expect BGR input (e.g. the official Bicubic++ .pth); applies to every model file")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -65,9 +71,17 @@ def _load(args: argparse.Namespace) -> tuple[dict[str, object], int]:
     if len(set(args.model)) != len(args.model):
         twice = sorted({m for m in args.model if args.model.count(m) > 1})
         raise UserError(f"a model is given twice: {', '.join(twice)}")
-    device = None if all(m == BICUBIC for m in args.model) else resolve_device(args.device)
-    models = {_label(m, args.model): None if m == BICUBIC else
-              load_runner(m, device=device, bgr=True if args.bgr else None) for m in args.model}
+    bgr = True if args.bgr else None
+    if args.precision is not None and args.backend is None:
+        raise UserError("--precision needs --backend (e.g. --backend openvino --precision bf16)")
+    if args.backend is not None:
+        models = {_label(m, args.model): None if m == BICUBIC else
+                  load_upscaler(m, args.backend, args.device, bgr=bgr, threads=args.threads, precision=args.precision)
+                  for m in args.model}
+    else:
+        device = None if all(m == BICUBIC for m in args.model) else resolve_device(args.device)
+        models = {_label(m, args.model): None if m == BICUBIC else
+                  load_runner(m, device=device, bgr=bgr, threads=args.threads) for m in args.model}
     scales = {name: model_scale(model) for name, model in models.items() if model is not None}
     if args.scale is not None:
         wrong = {name: s for name, s in scales.items() if s != args.scale}

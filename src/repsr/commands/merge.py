@@ -1,8 +1,10 @@
 """``repsr merge IN -o OUT``: training-time weights in, plain deploy network out.
 
-The output format follows OUT's suffix: ``.safetensors`` (repsr's format, rebuilds itself),
-``.pth`` with ``--format compact`` (``{"params": ...}``, loads in Real-ESRGAN, chaiNNer and
-spandrel as SRVGGNetCompact), or ``.onnx`` (see :mod:`repsr.export.onnx`).
+The output format follows OUT's suffix, and each suffix belongs to one engine of
+:mod:`repsr.inference.engines`: ``.safetensors`` (repsr's format, rebuilds itself), ``.pth`` with
+``--format compact`` (``{"params": ...}``, loads in Real-ESRGAN, chaiNNer and spandrel as
+SRVGGNetCompact), ``.onnx`` (onnxruntime and others; see :mod:`repsr.export.onnx`) or ``.xml``
+(OpenVINO IR, written with its ``.bin`` beside it; dynamic H/W, fp32 weights).
 """
 
 from __future__ import annotations
@@ -14,15 +16,17 @@ import torch
 
 from repsr.errors import UserError
 from repsr.hub import model_path
+from repsr.inference import output_suffixes, writer_for
 from repsr.reparam.convert import reparameterize
-from repsr.weights import load_model, save_compact_pth, save_model
+from repsr.weights import load_model
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("merge", help="merge a training-time network into a plain conv net and export it",
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("input", help="weights file (.safetensors from repsr, or a supported .pth) or shipped name")
-    p.add_argument("-o", "--output", required=True, help="output file: .safetensors, .pth or .onnx")
+    p.add_argument("-o", "--output", required=True,
+                   help="output file: " + ", ".join(output_suffixes()) + " (the suffix picks the format)")
     p.add_argument("--format", choices=("repsr", "compact"), default=None,
                    help="for .pth output: 'compact' writes Real-ESRGAN's {'params': state_dict} layout")
     p.add_argument("--opset", type=int, default=18, help="ONNX opset for .onnx output (default 18)")
@@ -40,8 +44,9 @@ def _check_equal(model: torch.nn.Module, merged: torch.nn.Module) -> float:
 def run(args: argparse.Namespace) -> int:
     out = Path(args.output)
     suffix = out.suffix.lower()
-    if suffix not in (".safetensors", ".pth", ".onnx"):
-        raise UserError(f"{out}: output must end in .safetensors, .pth or .onnx")
+    engine = writer_for(out)
+    if engine is None:
+        raise UserError(f"{out}: output must end in {', '.join(output_suffixes())}")
     if suffix == ".pth" and args.format != "compact":
         raise UserError("a .pth output needs --format compact (repsr's own format is .safetensors)")
     model = load_model(model_path(args.input))
@@ -51,15 +56,14 @@ def run(args: argparse.Namespace) -> int:
         if diff > 1e-4:
             raise UserError(f"merged network differs from the training graph by {diff:.2e}")
         print(f"check: max |merged - original| = {diff:.2e}")
-    if suffix == ".safetensors":
-        save_model(merged, out)
-    elif suffix == ".pth":
-        save_compact_pth(merged, out)
-    else:
+    if suffix == ".onnx":
         from repsr.export.onnx import export_onnx
 
         export_onnx(merged, out, opset=args.opset)
+    else:
+        engine.export(merged, out)
     params = sum(p.numel() for p in merged.parameters())
     cfg = merged.config
-    print(f"wrote {out} ({cfg.arch} x{cfg.scale}, {params:,} parameters)")
+    also = f" and {out.with_suffix('.bin').name}" if suffix == ".xml" else ""
+    print(f"wrote {out}{also} ({cfg.arch} x{cfg.scale}, {params:,} parameters; for {engine.runtime})")
     return 0

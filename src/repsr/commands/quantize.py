@@ -2,10 +2,13 @@
 
 Calibrates on aligned crops of *training* images (``--calib``), degraded as the model was trained
 (MATLAB bicubic by default), and with ``--val`` scores fp32 and INT8 side by side with repsr's
-evaluator and prints the PSNR drop. Calibrating on a folder that is also scored is refused: the
-drop would be measured on the data that set the ranges. The INT8 file runs in ``repsr eval``,
-``repsr upscale`` and ``repsr bench`` like any ``.onnx`` file. Options and measured drops:
-docs/deploy.md.
+evaluator and prints the PSNR drop, measured on the runtime that will run the file (``--backend``) on this
+CPU; a drop above ``--max-drop`` on any set is refused (nothing is written) with what to try instead.
+``--target`` picks the weight encoding from the CPUs the file is for: the default ``any`` never
+saturates (x86 without VNNI included), ``vnni`` keeps full-range int8 weights. Calibrating on a folder
+that is also scored is refused: the drop would be measured on the data that set the ranges. The INT8
+file runs in ``repsr eval``, ``repsr upscale`` and ``repsr bench`` like any ``.onnx`` file. Options and
+measured drops: docs/deploy.md.
 """
 
 from __future__ import annotations
@@ -16,7 +19,10 @@ import time
 from pathlib import Path
 
 from repsr.errors import UserError
-from repsr.export.quantize import ACTIVATIONS, CALIB_IMAGES, KEEP_FLOAT, METHODS, QuantOptions
+from repsr.export.quantize import ACTIVATIONS, CALIB_IMAGES, KEEP_FLOAT, METHODS, TARGETS, QuantOptions
+
+INT8_BACKENDS = ("onnx", "openvino")  # the engines that run a QDQ file's integer kernels
+MAX_DROP = 0.25  # dB: every shipped file loses <= 0.14 with the defaults (docs/deploy.md)
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -43,6 +49,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="leave conv outputs unquantized, as hardware that fuses conv + PReLU runs them "
                         "(onnxruntime then runs those convs in float)")
     p.add_argument("--no-equalize", action="store_true", help="skip cross-layer range equalization")
+    p.add_argument("--target", choices=tuple(TARGETS), default="any",
+                   help="; ".join(f"{t.name}: {t.runs_on}" for t in TARGETS.values()))
+    p.add_argument("--backend", choices=INT8_BACKENDS, default="onnx",
+                   help="the runtime that measures the --val drop (default onnx = onnxruntime)")
+    p.add_argument("--max-drop", type=float, default=MAX_DROP,
+                   help=f"refuse the file when any --val set loses more dB than this (default {MAX_DROP})")
     p.add_argument("--bgr", action="store_true", help="the weights expect BGR input (official Bicubic++ .pth)")
     p.set_defaults(run=run)
 
@@ -51,7 +63,7 @@ def _options(args: argparse.Namespace) -> QuantOptions:
     text = args.keep_float.strip()
     parts = () if text == "none" else tuple(p.strip() for p in text.split(",") if p.strip())
     return QuantOptions(args.method, args.activations, parts, args.percentile, equalize=not args.no_equalize,
-                        conv_outputs=not args.fuse_activations)
+                        conv_outputs=not args.fuse_activations, target=args.target)
 
 
 def _check_folders(args: argparse.Namespace) -> None:
@@ -68,26 +80,51 @@ def _check_folders(args: argparse.Namespace) -> None:
         raise UserError(f"{overlap[0]} is both a calibration and a validation set; calibrate on training images")
 
 
-def _report(fp32: object, int8_path: Path, folders: list[str], scale: int) -> None:
+def _report(fp32: object, int8_path: Path, folders: list[str], scale: int, backend: str) -> dict[str, float]:
+    """Score fp32 and INT8 side by side on ``backend`` (this CPU); print the table, return the drop per set."""
+    from repsr.cpu import describe
     from repsr.evaluate import evaluate
-    from repsr.export.onnx import OnnxUpscaler
+    from repsr.inference import load_upscaler
 
     before = evaluate(fp32, folders, scale, progress=False)
-    after = evaluate(OnnxUpscaler(int8_path), folders, scale, progress=False)
-    print(f"{'set':<12}{'fp32 dB':>10}{'INT8 dB':>10}{'drop dB':>10}   (Y PSNR, crop {scale})")
+    int8 = load_upscaler(str(int8_path), backend)
+    after = evaluate(int8, folders, scale, progress=False)
+    print(f"{'set':<12}{'fp32 dB':>10}{'INT8 dB':>10}{'drop dB':>10}   (Y PSNR, crop {scale}; INT8 on "
+          f"{getattr(int8, 'engine', backend)}, {describe()})")
+    drops = {}
     for name, r in before.items():
         q = after[name]
-        print(f"{name:<12}{r.psnr:>10.3f}{q.psnr:>10.3f}{r.psnr - q.psnr:>10.3f}")
+        drops[name] = r.psnr - q.psnr
+        print(f"{name:<12}{r.psnr:>10.3f}{q.psnr:>10.3f}{drops[name]:>10.3f}")
+    return drops
+
+
+def _refusal(drops: dict[str, float], args: argparse.Namespace) -> str:
+    worst = max(drops, key=lambda name: drops[name])
+    tries = ["--target any"] if args.target == "vnni" else []
+    tries += ["--activations uint16"] if args.activations == "uint8" else []
+    tries += ["--keep-float tail,head"] if "head" not in args.keep_float else []
+    return (f"INT8 loses {drops[worst]:.3f} dB on {worst} on this CPU ({args.backend}), more than --max-drop "
+            f"{args.max_drop}; {args.output} not written (try {' or '.join(tries) or 'more --calib images'}, "
+            "or raise --max-drop to keep it)")
 
 
 def run(args: argparse.Namespace) -> int:
-    from repsr.export.onnx import OnnxUpscaler
-    from repsr.export.quantize import calibration_batches, quantize_model, quantize_onnx
+    from repsr.atomic import atomic_write
+    from repsr.export.quantize import calibration_batches, quantize_model, quantize_onnx, saturation_warning
     from repsr.inference import load_runner
+    from repsr.inference.engines.onnxruntime import OnnxUpscaler
     from repsr.reparam.convert import reparameterize
 
     _check_folders(args)
     options = _options(args)
+    if args.val:
+        from repsr.inference.engines import ENGINES
+
+        ENGINES[args.backend].require()
+    warning = saturation_warning(args.output, {"repsr.quantization": "", "repsr.int8_target": args.target})
+    if warning:
+        print(warning, file=sys.stderr)
     start = time.perf_counter()
     model = load_runner(args.model, bgr=True if args.bgr else None)
     config = model.config
@@ -96,17 +133,24 @@ def run(args: argparse.Namespace) -> int:
                         "with repsr merge)")
     batches = calibration_batches(args.calib, config, images=args.calib_images, crop=args.calib_crop,
                                   degradation=args.degradation)
-    if isinstance(model, OnnxUpscaler):
-        if options.equalize:
-            print("note: an .onnx input is quantized without range equalization (pass weights for it)",
-                  file=sys.stderr)
-        quantize_onnx(model.path, args.output, batches, options)
-    else:
+    if not isinstance(model, OnnxUpscaler):
         model = reparameterize(model).eval()
-        quantize_model(model, args.output, batches, options)
+    elif options.equalize:
+        print("note: an .onnx input is quantized without range equalization (pass weights for it)", file=sys.stderr)
+
+    def write(tmp: str) -> None:
+        """Quantize into ``tmp``; with --val, measure it there and refuse it before it becomes ``--output``."""
+        if isinstance(model, OnnxUpscaler):
+            quantize_onnx(model.path, tmp, batches, options)
+        else:
+            quantize_model(model, tmp, batches, options)
+        if args.val:
+            drops = _report(model, Path(tmp), args.val, config.scale, args.backend)
+            if max(drops.values()) > args.max_drop:
+                raise UserError(_refusal(drops, args))
+
+    atomic_write(args.output, write, suffix=".onnx")
     crops = sum(len(b) for b in batches)
     print(f"wrote {args.output} ({options.describe()}; {crops} calibration crops of {args.calib_crop} px, "
           f"{time.perf_counter() - start:.1f} s)")
-    if args.val:
-        _report(model, args.output, args.val, config.scale)
     return 0

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from repsr.errors import UserError
 from repsr.hub import default_model_name
-from repsr.inference import ALIASES, BACKENDS, CompiledUpscaler, TorchUpscaler, Upscaler, load_upscaler
+from repsr.inference import ALIASES, BACKENDS, ENGINES, PRECISIONS, Upscaler, load_upscaler
 from repsr.upscale import EXTS, Job, UpscaleOptions, input_megapixels, plan_jobs, upscale_image_file, upscale_jobs
 
 
@@ -44,9 +44,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--suffix", default="", help="appended to output file names (default none)")
     p.add_argument("--ext", choices=EXTS, default="auto", help="output image format (default: as input)")
     p.add_argument("--backend", choices=BACKENDS + tuple(ALIASES), default="auto",
-                   help="eager PyTorch, torch.compile (faster; compiling takes seconds) or onnx (onnxruntime); "
-                        "auto (default): compile for runs of 7 MP or more (folders, videos, large images), "
-                        "onnx for .onnx files, else eager")
+                   help="engine: " + ", ".join(f"{e.name} ({e.runtime})" for e in ENGINES.values())
+                        + "; auto (default): the fastest exact one installed (OpenVINO on the CPU, PyTorch on CUDA)")
+    p.add_argument("--precision", choices=PRECISIONS, default=None,
+                   help="fp32 (default, exact); bf16/fp16 where the CPU runs them natively (OpenVINO); "
+                        "int8 for an INT8 file from repsr quantize")
     p.add_argument("--batch", type=int, default=4, help="video frames per network call (default 4)")
     p.add_argument("--sample", action="store_true", help="upscale the sample image shipped with repsr")
     p.set_defaults(run=run)
@@ -68,12 +70,7 @@ def _model_choice(args: argparse.Namespace) -> tuple[str, float | None]:
 
 
 def _describe(upscaler: Upscaler, model: str) -> str:
-    if isinstance(upscaler, (TorchUpscaler, CompiledUpscaler)):
-        compiled = " compiled" if isinstance(upscaler, CompiledUpscaler) and upscaler.active else ""
-        engine = f"torch {upscaler.device.type}{' fp16' if upscaler.half else ''}{compiled}"
-    else:
-        engine = "onnxruntime INT8" if getattr(upscaler, "quantized", None) else "onnxruntime"
-    return f"{model} (x{upscaler.scale}, {engine})"
+    return f"{model} (x{upscaler.scale}, {getattr(upscaler, 'engine', type(upscaler).__name__)})"
 
 
 def run_sample(args: argparse.Namespace, upscaler: Upscaler, model: str, opts: UpscaleOptions) -> int:
@@ -101,7 +98,7 @@ def run(args: argparse.Namespace) -> int:
     jobs = plan_jobs(inputs, args.output, opts) if inputs else []
     if inputs and not jobs:
         raise UserError(f"no images or videos found in {', '.join(inputs)}")
-    upscaler = load_upscaler(model, args.backend, args.device, args.half,
+    upscaler = load_upscaler(model, args.backend, args.device, args.half, precision=args.precision,
                              workload_mpix=input_megapixels(jobs) if args.backend == "auto" else 0.0)
     scale = upscaler.scale
     if outscale is not None and outscale != scale:

@@ -10,7 +10,8 @@ onnxruntime matches PyTorch within ~4e-7 at any size (tests check odd sizes).
 Models with a stride-2 first conv (Bicubic++) branch on odd input sizes in Python; the export
 wrapper pads every input to the model's alignment by replication (a no-op pad of zero rows for
 even sizes) and crops, so the graph has no size-dependent branch. The model's :class:`ModelConfig`
-is stored as JSON in the ONNX metadata (``repsr.config``) so the runner knows scale and channel order.
+is stored as JSON in the ONNX metadata (``repsr.config``) so the runner knows scale and channel order
+(:mod:`repsr.inference.engines.onnxruntime` runs the file; OpenVINO reads it too).
 
 PyTorch's PixelShuffle exports as DepthToSpace in CRD mode (channels ordered (c, i, j)). The
 writer reorders the producing conv's output channels to (i, j, c) and switches the node to DCR
@@ -36,10 +37,10 @@ from repsr.models import declared_facts
 
 CONFIG_KEY = "repsr.config"
 QUANT_KEY = "repsr.quantization"  # set by repsr.export.quantize: the options of an INT8 file
-FOREIGN_RADIUS = 16  # tile context for an ONNX file without repsr metadata: generous for small SR nets
+INT8_TARGET_KEY = "repsr.int8_target"  # the CPUs an INT8 file was made for (repsr.export.quantize.TARGETS)
 
 
-class _AlignedForward(nn.Module):
+class AlignedForward(nn.Module):
     """``model`` with inputs replicate-padded to a multiple of ``align`` and outputs cropped back."""
 
     def __init__(self, model: nn.Module, align: int) -> None:
@@ -52,6 +53,30 @@ class _AlignedForward(nn.Module):
         return self.model(x)[..., : h * self.scale, : w * self.scale]
 
 
+def traceable(model: nn.Module) -> tuple[nn.Module, Tensor]:
+    """``model`` (eval, fp32, CPU) wrapped so one trace holds for every input size, and an example input.
+
+    The example has odd multiples of the alignment in both dimensions, so no size happens to be special.
+    """
+    config: ModelConfig = model.config  # type: ignore[assignment]
+    model = model.eval().float().cpu()
+    align = declared_facts(config)[1]
+    net = AlignedForward(model, align).eval() if align > 1 else model
+    return net, torch.rand(1, config.in_channels, 16 * align + align, 16 * align + 2 * align)
+
+
+def read_onnx_metadata(path: str | Path) -> dict[str, str]:
+    """The metadata of an ONNX file (``repsr.config``, ``repsr.quantization``), or a one-line error."""
+    import onnx
+
+    try:
+        proto = onnx.load(str(path), load_external_data=False)
+    except Exception as exc:  # protobuf's DecodeError and friends
+        raise UserError(f"{path}: cannot read ONNX model ({str(exc).splitlines()[0][:200] if str(exc) else exc!r})") \
+            from None
+    return {entry.key: entry.value for entry in proto.metadata_props}
+
+
 def export_onnx(model: nn.Module, path: str | Path, opset: int = 18) -> None:
     """Write ``model`` (in eval mode, float32, CPU) to ``path`` as one ONNX file with dynamic N/H/W.
 
@@ -59,10 +84,7 @@ def export_onnx(model: nn.Module, path: str | Path, opset: int = 18) -> None:
     expect) and does not clamp: callers clamp, exactly as :func:`repsr.inference.super_resolve`.
     """
     config: ModelConfig = model.config  # type: ignore[assignment]
-    model = model.eval().float().cpu()
-    align = declared_facts(config)[1]
-    net = _AlignedForward(model, align).eval() if align > 1 else model
-    example = torch.rand(1, config.in_channels, 16 * align + align, 16 * align + 2 * align)
+    net, example = traceable(model)
     dim = torch.export.Dim
     shapes = ({0: dim("batch"), 2: dim("height"), 3: dim("width")},)
     logging.getLogger("torch.onnx").setLevel(logging.ERROR)
@@ -117,50 +139,3 @@ def shuffles_to_dcr(proto) -> None:  # noqa: ANN001 - an onnx.ModelProto (onnx i
         for tensor in params:
             tensor.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(tensor)[order], tensor.name))  # type: ignore[union-attr]
         mode.s = b"DCR"
-
-
-class OnnxUpscaler:
-    """An ONNX file run by onnxruntime: an :class:`repsr.inference.Upscaler` like ``TorchUpscaler``.
-
-    Scale, channel order, receptive radius and tile alignment come from the ``repsr.config``
-    metadata (the radius and alignment its model family declares) when present; a foreign ONNX file
-    (RGB assumed unless ``bgr``) gets its scale from one tiny probe run and, as it cannot say its
-    field, :data:`FOREIGN_RADIUS` pixels of tile context and no alignment. The same class runs
-    fp32 files (``repsr merge``) and INT8 QDQ files (``repsr quantize``): onnxruntime fuses the
-    quantize/dequantize pairs into integer kernels by itself. ``quantized`` says which it is.
-    """
-
-    def __init__(self, path: str | Path, threads: int = 0, bgr: bool | None = None) -> None:
-        import onnxruntime as ort
-
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads
-        options.log_severity_level = 3
-        try:
-            self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-        except Exception as exc:  # onnxruntime raises its own untyped errors for bad files
-            raise UserError(f"{path}: cannot load ONNX model ({str(exc).splitlines()[0][:200]})") from None
-        self.path, self.threads = Path(path), threads
-        self.input_name = self.session.get_inputs()[0].name
-        meta = self.session.get_modelmeta().custom_metadata_map
-        self.config = ModelConfig.from_json(meta[CONFIG_KEY], str(path)) if CONFIG_KEY in meta else None
-        self.quantized = meta.get(QUANT_KEY)
-        self.bgr = bool(self.config and self.config.bgr) if bgr is None else bgr
-        self.scale = self.config.scale if self.config else self._probe_scale()
-        self.receptive_radius, self.tile_alignment = (
-            declared_facts(self.config) if self.config else (FOREIGN_RADIUS, 1))
-
-    def _run(self, x: np.ndarray) -> np.ndarray:
-        return self.session.run(None, {self.input_name: np.ascontiguousarray(x, dtype=np.float32)})[0]
-
-    def _probe_scale(self) -> int:
-        return int(self._run(np.zeros((1, 3, 8, 8), np.float32)).shape[-1] // 8)
-
-    def __call__(self, lr: Tensor) -> Tensor:
-        x = lr.detach().float().cpu().numpy()
-        if self.bgr:
-            x = x[:, ::-1]
-        y = self._run(x)
-        if self.bgr:
-            y = y[:, ::-1]
-        return torch.from_numpy(np.ascontiguousarray(y)).clamp_(0.0, 1.0).to(lr.dtype)

@@ -16,6 +16,11 @@ Choices that matter for SR (measured in docs/deploy.md):
 * ``keep_float`` names the parts left in float. ``"tail"`` keeps the last conv, the pixel shuffle
   and the global-skip add in float: the last conv produces the high-frequency residual whose
   error lands directly in the output pixels, while it is one conv of ``blocks + 2``.
+* ``target`` decides the weight encoding from the CPUs that will run the file (:data:`TARGETS`): x86
+  CPUs without VNNI sum pairs of u8 x s8 products in int16 and saturate with full-range int8 weights
+  (1.8 dB lost on Set5 at x4), so the default encodes weights as *asymmetric uint8*, whose u8 x u8
+  kernels widen to int16 operands first and cannot saturate -- and which happened to lose less (0.052
+  vs 0.065 dB on VNNI, equal on AVX2, onnxruntime and OpenVINO alike).
 * Calibration data are crops of *training* images (never the benchmark sets the drop is reported
   on), degraded exactly as for training, in the channel order the weights expect.
 """
@@ -41,7 +46,7 @@ from repsr.config import ModelConfig
 from repsr.data.crops import load_val_batch
 from repsr.errors import UserError
 from repsr.export.equalize import equalize_ranges
-from repsr.export.onnx import QUANT_KEY, export_onnx
+from repsr.export.onnx import INT8_TARGET_KEY, QUANT_KEY, export_onnx
 
 METHODS = ("minmax", "entropy", "percentile")
 ACTIVATIONS = ("uint8", "int8", "uint16", "int16")
@@ -49,6 +54,32 @@ KEEP_FLOAT = ("tail", "head", "skip")
 # Min-max ranges only cover what calibration saw: with 32 images per folder the v5 x4 file clipped
 # activations on held-out images (uint16 drop 0.022 dB, 0.010 with 100; x2 level, x3 +0.004 dB worse).
 CALIB_IMAGES = 100
+
+
+@dataclass(frozen=True)
+class Int8Target:
+    """What an INT8 file is made for: its weight encoding and the hardware that runs it without saturating.
+
+    ``exact_everywhere`` False means: on an x86 CPU without VNNI the integer kernels saturate
+    (``repsr.cpu.sums_int8_exactly``), so runners warn and ``repsr quantize`` measures the damage.
+    """
+
+    name: str
+    weight_type: str  # "uint8" (asymmetric per channel) or "int8" (symmetric per channel)
+    reduce_range: bool  # 7-bit weights: |w| <= 64, so 2 x 255 x 64 < 2^15 in any int16 pair sum
+    exact_everywhere: bool
+    runs_on: str
+
+
+TARGETS = {t.name: t for t in (
+    Int8Target("any", "uint8", False, True,
+               "every CPU: x86 with or without VNNI, ARM (onnxruntime, OpenVINO); the default"),
+    Int8Target("vnni", "int8", False, False,
+               "x86 CPUs with AVX512-VNNI/AVX-VNNI/AMX, ARM, NPUs; saturates on other x86 CPUs"),
+    Int8Target("symmetric", "int8", True, True,
+               "every CPU, and toolchains that require symmetric int8 weights (TensorRT, the TFLite int8 spec); "
+               "7-bit weights cost ~0.08 dB more"),
+)}
 
 
 @dataclass(frozen=True)
@@ -65,8 +96,11 @@ class QuantOptions:
     percentile: float = 99.999
     equalize: bool = True  # cross-layer range equalization first (repsr.export.equalize)
     conv_outputs: bool = True  # quantize conv outputs before the activation (False: as if fused)
+    target: str = "any"  # the hardware the file is for (TARGETS): decides the weight encoding
 
     def __post_init__(self) -> None:
+        if self.target not in TARGETS:
+            raise UserError(f"unknown INT8 target '{self.target}' (choose from {', '.join(TARGETS)})")
         if self.method not in METHODS:
             raise UserError(f"unknown calibration method '{self.method}' (choose from {', '.join(METHODS)})")
         if self.activations not in ACTIVATIONS:
@@ -81,7 +115,9 @@ class QuantOptions:
         kept = "+".join(self.keep_float) or "nothing"
         method = f"percentile {self.percentile}" if self.method == "percentile" else self.method
         extra = ("" if self.equalize else ", not equalized") + ("" if self.conv_outputs else ", conv outputs float")
-        return f"{method}, {self.activations} activations, int8 per-channel weights, float: {kept}{extra}"
+        target = TARGETS[self.target]
+        weights = f"{'7-bit ' if target.reduce_range else ''}{target.weight_type} per-channel weights"
+        return f"{method}, {self.activations} activations, {weights} (target {self.target}), float: {kept}{extra}"
 
 
 def _float_nodes(graph: onnx.GraphProto, keep: Sequence[str]) -> list[str]:
@@ -161,8 +197,9 @@ def _ort_settings(options: QuantOptions) -> dict:
     extra["UseQDQContribOps"] = options.activations.endswith("16")
     if not options.conv_outputs:
         extra["OpTypesToExcludeOutputQuantization"] = ["Conv"]
-    return {"activation_type": qtypes[options.activations], "weight_type": QuantType.QInt8,
-            "calibrate_method": methods[options.method], "extra_options": extra}
+    target = TARGETS[options.target]
+    return {"activation_type": qtypes[options.activations], "weight_type": qtypes[target.weight_type],
+            "reduce_range": target.reduce_range, "calibrate_method": methods[options.method], "extra_options": extra}
 
 
 def quantize_onnx(source: str | Path, target: str | Path, batches: list[np.ndarray],
@@ -192,10 +229,11 @@ def quantize_onnx(source: str | Path, target: str | Path, batches: list[np.ndarr
         quantized = onnx.load(str(raw))
     del quantized.metadata_props[:]
     for entry in proto.metadata_props:
-        if entry.key != QUANT_KEY:
+        if entry.key not in (QUANT_KEY, INT8_TARGET_KEY):
             quantized.metadata_props.add().CopyFrom(entry)
-    mark = quantized.metadata_props.add()
-    mark.key, mark.value = QUANT_KEY, options.describe()
+    for key, value in ((QUANT_KEY, options.describe()), (INT8_TARGET_KEY, options.target)):
+        mark = quantized.metadata_props.add()
+        mark.key, mark.value = key, value
     atomic_write(target, lambda tmp: onnx.save_model(quantized, tmp, save_as_external_data=False))
 
 
@@ -215,4 +253,46 @@ def quantization_of(path: str | Path) -> str | None:
     return meta.get(QUANT_KEY)
 
 
-__all__ = ["QuantOptions", "calibration_batches", "quantization_of", "quantize_model", "quantize_onnx"]
+INT16_MAX = 32767
+
+
+def pair_sum_bound(path: str | Path) -> int:
+    """The largest ``|a1 w1 + a2 w2|`` (8-bit activations a, int8 weights w) that an int16 pair-summing kernel
+    (``vpmaddubsw``, x86 without VNNI) can meet in this file's integer convs; above :data:`INT16_MAX` it saturates.
+
+    Worst case over any input: activations reach 255 (uint8, or int8 shifted by 128 as onnxruntime does), so
+    the bound is ``2 x 255 x max|w|`` over the int8 weight tensors. uint8 weights run u8 x u8 kernels that widen
+    both operands to int16 before multiplying (``vpmaddwd``, int32 sums): they contribute 0. Independent of the
+    CPU at hand, so a test holds every target to it on any machine.
+    """
+    proto = onnx.load(str(path))
+    weights = {init.name: onnx.numpy_helper.to_array(init) for init in proto.graph.initializer}
+    bound = 0
+    for node in proto.graph.node:
+        w = weights.get(node.input[0]) if node.op_type == "DequantizeLinear" else None
+        if w is not None and w.dtype == np.int8 and w.ndim == 4:
+            bound = max(bound, 2 * 255 * int(np.abs(w.astype(np.int32)).max()))
+    return bound
+
+
+def target_of(metadata: dict[str, str]) -> Int8Target | None:
+    """The target an INT8 file was made for, from its metadata; files made before targets existed had
+    full-range int8 weights (``vnni``). None for a float file."""
+    if QUANT_KEY not in metadata:
+        return None
+    return TARGETS.get(metadata.get(INT8_TARGET_KEY, "vnni"), TARGETS["vnni"])
+
+
+def saturation_warning(path: str | Path, metadata: dict[str, str]) -> str | None:
+    """A warning when this CPU's INT8 kernels saturate on the file ``path``, else None."""
+    from repsr.cpu import sums_int8_exactly
+
+    target = target_of(metadata)
+    if target is None or target.exact_everywhere or sums_int8_exactly():
+        return None
+    return (f"warning: {path} has full-range int8 weights (made for {target.name} CPUs); this CPU has no VNNI, so its "
+            "INT8 kernels saturate and lose up to ~2 dB: re-quantize with `repsr quantize ... --target any`")
+
+
+__all__ = ["INT16_MAX", "TARGETS", "Int8Target", "QuantOptions", "calibration_batches", "pair_sum_bound",
+           "quantization_of", "quantize_model", "quantize_onnx", "saturation_warning", "target_of"]

@@ -99,6 +99,11 @@ class TorchUpscaler:
         self.half = half
         self._warned = False
 
+    @property
+    def engine(self) -> str:
+        """What runs, in words (``repsr upscale`` prints it)."""
+        return f"torch {self.device.type}{' fp16' if self.half else ''}"
+
     def __call__(self, lr: Tensor) -> Tensor:
         out = super_resolve(self.model, lr)
         if self._fp32 is not None and not torch.isfinite(out).all():

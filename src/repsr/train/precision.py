@@ -8,22 +8,9 @@ and slower, so ``auto`` falls back to float32 there.
 
 from __future__ import annotations
 
-from functools import cache
-from pathlib import Path
-
 import torch
 
-NATIVE_CPU_FLAGS = ("avx512_bf16", "amx_bf16")
-
-
-@cache
-def cpu_has_native_bf16() -> bool:
-    """True when the CPU advertises AVX512-BF16 or AMX-BF16 (Linux ``/proc/cpuinfo``; False elsewhere)."""
-    try:
-        flags = Path("/proc/cpuinfo").read_text().split()
-    except OSError:
-        return False
-    return any(flag in flags for flag in NATIVE_CPU_FLAGS)
+from repsr.cpu import has_native_bf16
 
 
 def resolve_amp(amp: str | bool, device: torch.device) -> str | bool:
@@ -32,4 +19,4 @@ def resolve_amp(amp: str | bool, device: torch.device) -> str | bool:
         return amp
     if device.type == "cuda":
         return "bf16" if torch.cuda.is_bf16_supported() else False
-    return "bf16" if device.type == "cpu" and cpu_has_native_bf16() else False
+    return "bf16" if device.type == "cpu" and has_native_bf16() else False

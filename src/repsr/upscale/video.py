@@ -26,7 +26,7 @@ from rich.progress import Progress
 from repsr.atomic import why_unwritable
 from repsr.errors import OutputError, UserError
 from repsr.imageio import resize_to
-from repsr.inference import CompiledUpscaler, Upscaler, as_upscaler, upscale_tiled
+from repsr.inference import Upscaler, as_upscaler, upscale_tiled
 from repsr.progress import Tick, subtask
 from repsr.upscale.pipeline import pipelined
 from repsr.upscale.plan import UpscaleOptions
@@ -46,12 +46,13 @@ def _upscale_frames(upscaler: Upscaler, rgb: np.ndarray, sizes: tuple[tuple[int,
                     opts: UpscaleOptions) -> list[np.ndarray]:
     """A batch of decoded uint8 RGB frames (N, H, W, 3) -> uint8 RGB arrays of the encoded size.
 
-    A compiled engine gets full batches only (the last one padded with copies of its last frame,
-    whose outputs are dropped): a smaller batch would cost a second compile.
+    An engine whose compile per input shape is costly (it says ``compiles_per_shape``: torch.compile)
+    gets full batches only (the last one padded with copies of its last frame, whose outputs are
+    dropped): a smaller batch would cost a second compile.
     """
     (full, (w, h)) = sizes
     count = len(rgb)
-    if isinstance(upscaler, CompiledUpscaler) and count < opts.batch:
+    if getattr(upscaler, "compiles_per_shape", False) and count < opts.batch:
         rgb = np.concatenate([rgb, np.repeat(rgb[-1:], opts.batch - count, axis=0)])
     lr = torch.from_numpy(rgb).permute(0, 3, 1, 2).float().div_(255.0)
     sr = upscale_tiled(upscaler, lr, opts.tile, opts.tile_pad).permute(0, 2, 3, 1).numpy()[:count]

@@ -1,11 +1,12 @@
-"""``torch.compile`` as an :class:`~repsr.inference.upscaler.Upscaler`, and when it pays.
+"""``torch.compile`` as an engine: a :class:`~repsr.inference.upscaler.TorchUpscaler` run through inductor.
 
 Why: a merged 16-channel net is a stack of small 3x3 convs with a PReLU, a pixel shuffle and an add
 between them, each a full sweep over the activation map in eager PyTorch. Inductor fuses those
 elementwise passes into the conv epilogues: 1.4x (320x180 -> x4) to 2.2x (1280x720 -> x2) faster on
 one CPU thread (``repsr bench``, docs/benchmarks.md). Compiling costs seconds (less once inductor's
 on-disk cache is warm), so it pays for a folder, a video or a large image, not for one small image:
-:func:`choose_backend` makes that call from the run's workload.
+:func:`repsr.inference.engines.choose_engine` makes that call from the run's workload when OpenVINO
+(faster still, docs/deploy.md) is not installed.
 
 Exactness: inductor may sum in another order than oneDNN (float rounding, ~1e-6), so a uint8 output
 can differ from eager by one level where a value sits on a rounding boundary -- the same bound as tiling.
@@ -15,36 +16,15 @@ A compile that fails (no C++ compiler, an unsupported op) falls back to eager wi
 from __future__ import annotations
 
 import sys
+import time
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
-from repsr.errors import UserError
-from repsr.inference.upscaler import TorchUpscaler, super_resolve
+from repsr.inference.engines.spec import Engine, LoadRequest, Timed
+from repsr.inference.upscaler import TorchUpscaler, Upscaler, resolve_device, super_resolve
 
-BACKENDS = ("auto", "eager", "compile", "onnx")
-ALIASES = {"torch": "eager", "onnxruntime": "onnx"}  # the names of earlier releases
-# Compile when the run has at least this many input megapixels: ~eight 720p frames, where the
-# compile (a few seconds on one thread, docs/benchmarks.md) is repaid by the faster network.
-AUTO_COMPILE_MPIX = 7.0
 COMPILE_ERRORS = (torch._dynamo.exc.TorchDynamoException, torch._inductor.exc.InductorError)
-
-
-def choose_backend(backend: str | None, onnx_file: bool, workload_mpix: float, half: bool = False) -> str:
-    """The concrete backend (``eager``, ``compile`` or ``onnx``) for ``backend`` (None = ``auto``).
-
-    ``auto``: an ``.onnx`` file runs on onnxruntime; fp16 (CUDA) stays eager (its inf/NaN fallback
-    lives there); otherwise compile when ``workload_mpix`` (input pixels of the whole run, in MP)
-    reaches :data:`AUTO_COMPILE_MPIX`, else eager.
-    """
-    name = ALIASES.get(backend or "auto", backend or "auto")
-    if name not in BACKENDS:
-        raise UserError(f"unknown backend '{backend}' (choose from {', '.join(BACKENDS)})")
-    if name != "auto":
-        return name
-    if onnx_file:
-        return "onnx"
-    return "compile" if not half and workload_mpix >= AUTO_COMPILE_MPIX else "eager"
 
 
 class CompiledUpscaler:
@@ -54,6 +34,8 @@ class CompiledUpscaler:
     (fastest), a second size recompiles once with symbolic sizes, and no later size recompiles --
     a folder of differently sized images costs at most two compiles.
     """
+
+    compiles_per_shape = True  # a new batch size costs a recompile (seconds): callers keep batches full
 
     def __init__(self, eager: TorchUpscaler, dynamic: bool | None = None) -> None:
         self.eager = eager
@@ -67,6 +49,10 @@ class CompiledUpscaler:
         """False once a compile failed and the eager model runs instead."""
         return self._compiled is not None
 
+    @property
+    def engine(self) -> str:
+        return f"{self.eager.engine} compiled" if self.active else self.eager.engine
+
     def __call__(self, lr: Tensor) -> Tensor:
         if self._compiled is not None:
             try:
@@ -76,3 +62,21 @@ class CompiledUpscaler:
                 print(f"warning: torch.compile failed ({why}); running eager", file=sys.stderr)
                 self._compiled = None
         return self.eager(lr)
+
+
+def _load(request: LoadRequest) -> Upscaler:
+    eager = TorchUpscaler(request.module(), resolve_device(request.device), channels_last=request.channels_last)
+    return CompiledUpscaler(eager)
+
+
+def _bench(model: nn.Module, x: torch.Tensor, threads: int) -> list[Timed]:
+    """The ``torch.compile`` row; its compile (the first call) is timed as the row's setup."""
+    compiled = torch.compile(model.eval().to(x.device))
+    start = time.perf_counter()
+    with torch.no_grad():
+        compiled(x)
+    return [Timed("torch.compile fp32", lambda: compiled(x), time.perf_counter() - start)]
+
+
+ENGINE = Engine(name="compile", runtime="torch.compile (inductor)", loader=_load, devices=("cpu", "cuda"),
+                bench=_bench)
