@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import errno
 import os
+import shutil
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-from repsr.errors import OutputError
+from repsr.errors import ImageError, OutputError, UserError
 
 
 def why_unwritable(exc: OSError) -> str:
@@ -15,6 +17,37 @@ def why_unwritable(exc: OSError) -> str:
     if isinstance(exc, (FileExistsError, NotADirectoryError)):
         return "a part of the path is a file, not a folder"
     return exc.strerror or str(exc)
+
+
+LOW_SPACE = 1 << 20  # bytes: a writer that failed with less free than this ran out of room
+# How writers that hide the OSError (torch.save's zip writer, safetensors, OpenCV's encoders) say the disk is full.
+FULL_DISK_WORDS = ("No space left on device", "unexpected pos", "file write failed", "Disk quota exceeded")
+
+
+def storage_failure(exc: BaseException, folder: Path) -> str | None:
+    """Why a write into ``folder`` failed, in words, when the cause is the storage and not the data; else None.
+
+    The one place that knows how each writer reports a full disk or a refused write: an ``OSError``
+    says it itself; torch's zip writer raises ``RuntimeError("... unexpected pos ...")``, safetensors
+    its own error with "No space left on device" in the text, and OpenCV only returns False -- so a
+    failure while the folder has (almost) no free space left is reported as a full disk.
+    """
+    if isinstance(exc, UserError) and not isinstance(exc, ImageError):
+        return None  # a decision of the writer's (a refused file), not a failure of the storage
+    if isinstance(exc, OSError) and exc.errno is not None:
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            return "no space left on the device"
+        return why_unwritable(exc)
+    try:
+        free = shutil.disk_usage(folder).free
+    except OSError:
+        free = None
+    if any(words in str(exc) for words in FULL_DISK_WORDS) or (free is not None and free < LOW_SPACE):
+        low = free is not None and free < LOW_SPACE
+        return "no space left on the device" + (f" ({free >> 10} KiB free)" if low else "")
+    if "Permission denied" in str(exc):
+        return "permission denied"
+    return None
 
 
 def atomic_write(path: str | Path, write: Callable[[str], object], suffix: str = ".tmp") -> None:
@@ -25,7 +58,8 @@ def atomic_write(path: str | Path, write: Callable[[str], object], suffix: str =
     any newly created file. ``suffix`` must end in ``.tmp`` or in the target's own extension (for
     writers that pick the format from the name), so :func:`remove_stale_temps` can find what a
     SIGKILL left. A folder that cannot be created or written (read-only place, a path under a
-    regular file, a full disk) is an :class:`~repsr.errors.OutputError`, not a traceback.
+    regular file, a full disk, whichever writer hit it: :func:`storage_failure`) is an
+    :class:`~repsr.errors.OutputError` naming the path and the cause, not a traceback.
     """
     path = Path(path)
     try:
@@ -41,11 +75,11 @@ def atomic_write(path: str | Path, write: Callable[[str], object], suffix: str =
         os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, path)
-    except OSError as exc:
+    except BaseException as exc:
         Path(tmp).unlink(missing_ok=True)
-        raise OutputError(f"{path}: cannot write ({why_unwritable(exc)})") from None
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        reason = storage_failure(exc, path.parent) if isinstance(exc, Exception) else None
+        if reason is not None:
+            raise OutputError(f"{path}: cannot write ({reason})") from None
         raise
 
 

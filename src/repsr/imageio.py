@@ -128,6 +128,10 @@ def read_image(path: str | Path) -> LoadedImage:
         arr = _read_with_opencv(path) if sixteen else _read_with_pillow(path)
     except ImageError:
         raise
+    except Image.DecompressionBombError:
+        limit = (Image.MAX_IMAGE_PIXELS or 0) * 2 / 1e9
+        raise ImageError(f"{path}: its header claims more than {limit:.1f} gigapixels (a decompression bomb or a "
+                         "corrupt header); refused before decoding") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         reason = "not an image or corrupt" if isinstance(exc, UnidentifiedImageError) else str(exc).split("\n")[0]
         raise ImageError(f"{path}: cannot read image ({reason})") from None

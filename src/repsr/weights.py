@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+import warnings
 from pathlib import Path
 
 import torch
@@ -113,7 +114,9 @@ def safe_torch_load(path: str | Path, what: str = "weights file") -> object:
     """
     path = Path(path)
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch's notes on a raw pickle's protocol: the refusal below says it all
+            warnings.simplefilter("ignore")
+            return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many untyped errors for bad files
         size = path.stat().st_size if path.is_file() else 0
         with open(path, "rb") as f:

@@ -64,9 +64,14 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise UserError(f"{path}: no checkpoint to resume from (run without --resume to start fresh)")
-    state = safe_torch_load(path, "checkpoint")
+    advice = ("resume from a copy of a good checkpoint, or start afresh without --resume (the run's "
+              "model_latest.safetensors can seed it through train.init_weights)")
+    try:
+        state = safe_torch_load(path, "checkpoint")
+    except UserError as exc:
+        raise UserError(f"{exc}; {advice}") from None
     if not isinstance(state, dict) or state.get("format") != FORMAT:
-        raise UserError(f"{path}: not a repsr training checkpoint")
+        raise UserError(f"{path}: not a repsr training checkpoint; {advice}")
     return state
 
 

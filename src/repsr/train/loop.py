@@ -24,7 +24,7 @@ from torch import Tensor
 
 from repsr.data.images import Pair
 from repsr.data.patches import PatchBatches, load_pairs, to_float
-from repsr.errors import ConfigError, UserError
+from repsr.errors import ConfigError, OutputError, UserError
 from repsr.models import build_model
 from repsr.reparam.base import set_merged_forward
 from repsr.train import ddp
@@ -274,8 +274,12 @@ class Trainer:
 
     def checkpoint(self) -> None:
         if self.info.is_main:
-            save_checkpoint(self.ckpt_path, self.state_dict())
-            save_weights(self.output, self.eval_model(), self._meta(), best=False)
+            try:
+                save_checkpoint(self.ckpt_path, self.state_dict())
+                save_weights(self.output, self.eval_model(), self._meta(), best=False)
+            except OutputError as exc:  # the previous checkpoint is untouched (atomic write)
+                raise OutputError(f"{exc}; the previous checkpoint is intact: free space, then run the same "
+                                  "command with --resume") from None
         ddp.barrier(self.info)
 
     def run(self, stop_at: int | None = None) -> TrainResult:

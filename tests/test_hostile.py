@@ -1,0 +1,137 @@
+"""Hostile input, generated at test time: every case ends in one ``error:`` line and a non-zero exit,
+and leaves no input and no earlier output changed (issue #26's corpus)."""
+
+from __future__ import annotations
+
+import contextlib
+import struct
+import subprocess
+import zlib
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from test_train import make_tiny_set
+from test_train_cli import overrides
+
+from repsr import cli
+from repsr.errors import OutputError
+from repsr.imageio import write_image
+
+
+def _one_error_line(err: str, *words: str) -> None:
+    """Exactly one ``error:`` line (progress lines may precede it), no traceback, naming ``words``."""
+    errors = [line for line in err.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1 and "Traceback" not in err, err
+    for word in words:
+        assert word in errors[0], errors[0]
+
+
+def _png_chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+
+def test_a_bomb_header_is_refused_before_decoding(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bomb = tmp_path / "bomb.png"
+    header = struct.pack(">IIBBBBB", 100_000, 100_000, 8, 2, 0, 0, 0)
+    bomb.write_bytes(b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", header)
+                     + _png_chunk(b"IDAT", zlib.compress(b"\0" * 64)) + _png_chunk(b"IEND", b""))
+    assert cli.main(["upscale", str(bomb), "-o", str(tmp_path / "out.png"), "--model", "repsr-m4c16-x2"]) == 1
+    _one_error_line(capsys.readouterr().err, "bomb.png", "decompression bomb")
+    assert not (tmp_path / "out.png").exists()
+
+
+def test_a_raw_pickle_is_refused_in_one_line_without_torch_warnings(tmp_path: Path,
+                                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    import pickle
+
+    weights = tmp_path / "evil.pth"
+    weights.write_bytes(pickle.dumps({"x": 1}, protocol=4))
+    assert cli.main(["merge", str(weights), "-o", str(tmp_path / "m.safetensors")]) == 2
+    _one_error_line(capsys.readouterr().err, "pickled Python objects")
+
+
+@contextlib.contextmanager
+def _small_tmpfs(tmp_path: Path, size: str = "256k") -> Iterator[Path]:
+    """A real tiny filesystem where the test may mount one (root on Linux); else the test is skipped."""
+    mount = tmp_path / "small"
+    mount.mkdir()
+    made = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(mount)], capture_output=True)
+    if made.returncode != 0:
+        pytest.skip("cannot mount a tmpfs here (the fake-ENOSPC tests cover the same paths)")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", str(mount)], capture_output=True)
+
+
+def test_merge_onto_a_full_disk_is_one_line_on_a_real_small_filesystem(tmp_path: Path,
+                                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    with _small_tmpfs(tmp_path) as disk:
+        (disk / "filler").write_bytes(b"\0" * (250 << 10))
+        for name in ("m.safetensors", "m.onnx"):
+            assert cli.main(["merge", "repsr-m4c16-x2", "-o", str(disk / name)]) == 2
+            _one_error_line(capsys.readouterr().err, name, "no space left")
+        assert sorted(p.name for p in disk.iterdir()) == ["filler"]  # no partial or temporary file
+
+
+def test_every_writer_reports_a_full_disk_the_same_way(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    """safetensors, torch's zip writer and OpenCV each hide ENOSPC their own way; one helper names it."""
+    import shutil
+
+    from safetensors import SafetensorError
+
+    import repsr.imageio
+    import repsr.weights
+
+    def full(*_a: object, **_k: object) -> None:
+        raise SafetensorError("Error while serializing: I/O error: No space left on device (os error 28)")
+
+    monkeypatch.setattr(repsr.weights, "save_file", full)
+    assert cli.main(["merge", "repsr-m4c16-x2", "-o", str(tmp_path / "m.safetensors")]) == 2
+    _one_error_line(capsys.readouterr().err, "m.safetensors", "no space left")
+    # OpenCV only returns False: the folder's free space says why
+    monkeypatch.setattr(repsr.imageio.cv2, "imwrite", lambda *_a, **_k: False)
+    usage = shutil.disk_usage(tmp_path)
+    monkeypatch.setattr(shutil, "disk_usage", lambda _p: usage._replace(free=4096))
+    with pytest.raises(OutputError, match="out.png: cannot write .no space left"):
+        write_image(tmp_path / "out.png", np.zeros((8, 8, 3), np.uint8))
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.fixture(scope="module")
+def tiny_set(data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_tiny_set(data_dir, tmp_path_factory.mktemp("tiny") / "Tiny5")
+
+
+def test_a_full_disk_at_a_checkpoint_keeps_the_old_one_and_says_to_resume(
+        tiny_set: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    import repsr.train.checkpoint as checkpoint
+
+    out = tmp_path / "run"
+    args = ["train", "configs/repsr.yaml", *overrides(tiny_set, out, "train.iters=4", "train.ckpt_every=2")]
+    assert cli.main(args) == 0
+    before = (out / "checkpoints" / "latest.pt").read_bytes()
+    capsys.readouterr()
+
+    def full(*_a: object, **_k: object) -> None:
+        raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 1088 vs 960")
+
+    monkeypatch.setattr(checkpoint.torch, "save", full)
+    resumed = ["train", "configs/repsr.yaml", *overrides(tiny_set, out, "train.iters=8", "train.ckpt_every=2")]
+    assert cli.main([*resumed, "--resume"]) == 2
+    _one_error_line(capsys.readouterr().err, "no space left", "--resume", "intact")
+    assert (out / "checkpoints" / "latest.pt").read_bytes() == before
+
+
+def test_a_corrupt_checkpoint_says_what_to_do(tiny_set: Path, tmp_path: Path,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "run"
+    (out / "checkpoints").mkdir(parents=True)
+    (out / "checkpoints" / "latest.pt").write_bytes(b"PK\x03\x04 cut off")
+    code = cli.main(["train", "configs/repsr.yaml", *overrides(tiny_set, out, "train.iters=4"), "--resume"])
+    assert code == 2
+    _one_error_line(capsys.readouterr().err, "truncated or corrupt", "without --resume")
+    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["latest.pt"]
