@@ -135,3 +135,36 @@ def test_a_corrupt_checkpoint_says_what_to_do(tiny_set: Path, tmp_path: Path,
     assert code == 2
     _one_error_line(capsys.readouterr().err, "truncated or corrupt", "without --resume")
     assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["latest.pt"]
+
+
+def test_a_missing_val_set_and_a_full_output_disk_are_refused_before_the_first_iteration(
+        tiny_set: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    import shutil
+
+    out = tmp_path / "run"
+    base = ["train", "configs/repsr.yaml", *overrides(tiny_set, out, "train.iters=4")]
+    assert cli.main([*base, f"data.val=[{tmp_path / 'nowhere'}]"]) == 2
+    _one_error_line(capsys.readouterr().err, "data.val", "nowhere")
+    usage = shutil.disk_usage(tmp_path)
+    monkeypatch.setattr(shutil, "disk_usage", lambda _p: usage._replace(free=1 << 20))
+    assert cli.main(base) == 2
+    _one_error_line(capsys.readouterr().err, "MiB free", "checkpoints")
+    assert not out.exists()  # nothing was started
+
+
+def test_upscale_refuses_its_input_folder_as_output_and_warns_on_tiny_tiles(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    folder = tmp_path / "in"
+    folder.mkdir()
+    write_image(folder / "a.png", (np.random.default_rng(0).random((10, 12, 3)) * 255).astype(np.uint8))
+    assert cli.main(["upscale", str(folder), "-o", str(folder), "-m", "repsr-m4c16-x2"]) == 2
+    _one_error_line(capsys.readouterr().err, "is the input folder itself")
+    assert [p.name for p in folder.iterdir()] == ["a.png"]
+    assert cli.main(["upscale", str(folder / "a.png"), "-o", str(tmp_path / "b.png"), "-m", "repsr-m4c16-x2",
+                     "-t", "2"]) == 0
+    assert "warning: --tile 2 is tiny" in capsys.readouterr().err
+
+
+def test_a_zero_bench_size_is_named_as_such(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["bench", "--sizes", "0x0x4"]) == 2
+    _one_error_line(capsys.readouterr().err, "zero width, height or scale")

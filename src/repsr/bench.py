@@ -54,8 +54,10 @@ def parse_sizes(text: str) -> list[tuple[int, int, int]]:
     sizes = []
     for item in text.split(","):
         match = re.fullmatch(r"\s*(\d+)x(\d+)x(\d+)\s*", item)
-        if not match or min(int(g) for g in match.groups()) < 1:
+        if not match:
             raise UserError(f"--sizes: '{item}' is not WIDTHxHEIGHTxSCALE (e.g. 320x180x4)")
+        if min(int(g) for g in match.groups()) < 1:
+            raise UserError(f"--sizes: '{item}' has a zero width, height or scale (each must be >= 1)")
         sizes.append(tuple(int(g) for g in match.groups()))
     return sizes  # type: ignore[return-value]
 

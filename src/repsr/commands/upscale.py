@@ -25,6 +25,8 @@ from repsr.hub import default_model_name
 from repsr.inference import ALIASES, BACKENDS, ENGINES, PRECISIONS, Upscaler, load_upscaler
 from repsr.upscale import EXTS, Job, UpscaleOptions, input_megapixels, plan_jobs, upscale_image_file, upscale_jobs
 
+SLOW_TILE = 32  # LR pixels: below this a tile's context border and per-call cost dominate (-t 1 ran ~40x slower)
+
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("upscale", help="upscale images, folders and videos", description=__doc__,
@@ -33,7 +35,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("-i", "--input", action="append", default=[], dest="extra_inputs",
                    help="another input (Real-ESRGAN style; may repeat)")
     p.add_argument("-o", "--output", required=True, help="output file (one input) or folder")
-    p.add_argument("--model", "-n", help="shipped model name or weights path (.safetensors, .pth, .onnx)")
+    p.add_argument("--model", "-m", "-n", help="shipped model name or weights path (.safetensors, .pth, .onnx)")
     p.add_argument("-s", "--scale", "--outscale", type=float, default=None,
                    help="output scale; alone it picks the shipped model of that scale (default 4)")
     p.add_argument("-t", "--tile", type=int, default=0, help="tile size in LR pixels, 0 = whole image (default)")
@@ -101,6 +103,11 @@ def run(args: argparse.Namespace) -> int:
     upscaler = load_upscaler(model, args.backend, args.device, args.half, precision=args.precision,
                              workload_mpix=input_megapixels(jobs) if args.backend == "auto" else 0.0)
     scale = upscaler.scale
+    if 0 < args.tile < SLOW_TILE:
+        pad = upscaler.receptive_radius if args.tile_pad is None else args.tile_pad
+        print(f"warning: --tile {args.tile} is tiny: each tile also computes {pad} px of context on every side "
+              f"(~{(1 + 2 * pad / args.tile) ** 2:.0f}x the work) plus a network call; try --tile 256",
+              file=sys.stderr)
     if outscale is not None and outscale != scale:
         shipped = "" if args.model else f"no shipped x{outscale:g} model: "
         print(f"note: {shipped}{model} is x{scale}; its output is resized to x{outscale:g} "

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import random
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -22,6 +24,7 @@ import torch.nn.functional as F
 import yaml
 from torch import Tensor
 
+from repsr.data.datasets import find_dataset
 from repsr.data.images import Pair
 from repsr.data.patches import PatchBatches, load_pairs, to_float
 from repsr.errors import ConfigError, OutputError, UserError
@@ -50,6 +53,39 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+CHECKPOINT_COPIES = 2  # free space needed at start: the checkpoint and its atomic replacement side by side
+
+
+def preflight(config: TrainConfig, has_pairs: bool) -> None:
+    """Check the whole config against the disk before any work: every training and validation folder, and an
+    output folder that can hold two checkpoints -- not at the first validation, 5,000 iterations in."""
+    if not has_pairs:
+        for folder in config.data.train:
+            if not Path(folder).is_dir():
+                raise ConfigError(f"data.train: {folder} is not a folder")
+    for folder in config.data.val:
+        try:
+            find_dataset(folder, config.model.scale)
+        except UserError as exc:
+            raise ConfigError(f"data.val: {exc}") from None
+    output = Path(config.output).resolve()
+    existing = next((p for p in (output, *output.parents) if p.exists()), None)
+    if existing is None or not existing.is_dir() or not os.access(existing, os.W_OK):
+        why = "permission denied" if existing is not None and existing.is_dir() else "a part of the path is a file"
+        raise OutputError(f"{config.output}: cannot create the output folder ({why})")
+    try:
+        model = build_model(config.model)
+    except ValueError as exc:
+        raise UserError(f"model: {exc}") from None
+    params = sum(p.numel() for p in model.parameters())
+    # weights, two Adam moments, EMA and the merged/latest weight files, fp32
+    need = CHECKPOINT_COPIES * params * 4 * 6 + (8 << 20)
+    free = shutil.disk_usage(existing).free
+    if free < need:
+        raise OutputError(f"output: {existing} has {free >> 20} MiB free; this run needs ~{need >> 20} MiB for its "
+                          "checkpoints: free space or choose another output")
+
+
 class Trainer:
     """One training run; ``Trainer(config, resume=...).run()`` does everything and returns a :class:`TrainResult`.
 
@@ -65,6 +101,8 @@ class Trainer:
         if not resume and self.ckpt_path.exists():
             raise UserError(f"{self.ckpt_path} exists: pass --resume to continue it, or choose another output")
         self.info = ddp.detect()
+        if self.info.is_main:
+            preflight(config, pairs is not None)
         self.device = ddp.pick_device(config.train.device, self.info)
         ddp.init(self.info, self.device)
         self.cuda = self.device.type == "cuda"

@@ -36,7 +36,7 @@ class UpscaleOptions:
     suffix: str = ""
     ext: str = "auto"
     outscale: float | None = None
-    batch: int = 4
+    batch: int | None = None  # video frames per network call; None: by frame size (video.frames_per_call)
 
 
 @dataclass(frozen=True)
@@ -89,6 +89,10 @@ def plan_jobs(inputs: list[str | Path], output: str | Path, opts: UpscaleOptions
     for src in sources:
         if not src.exists():
             raise UserError(f"{src}: no such file or folder")
+    for src in sources:
+        if src.is_dir() and src.resolve() == output.resolve():
+            raise UserError(f"-o {output} is the input folder itself: outputs would mix with the inputs (and be "
+                            "read as inputs next time); choose another output folder")
     single = len(sources) == 1 and sources[0].is_file()
     if single and output.suffix.lower() in IMAGE_SUFFIXES + VIDEO_SUFFIXES:
         jobs = [Job(sources[0], output)]
