@@ -134,7 +134,7 @@ def test_upscale_cli_on_openvino_keeps_alpha_and_matches_eager(tmp_path: Path, d
     rgba.save(tmp_path / "in.png")
     for backend in ("eager", "openvino"):
         assert cli.main(["upscale", str(tmp_path / "in.png"), "-o", str(tmp_path / f"{backend}.png"), "-s", "2",
-                         "--backend", backend, "-t", "24"]) == 0
+                         "--backend", backend, "-t", "24", "--precision", "fp32"]) == 0
     eager, fast = (np.asarray(Image.open(tmp_path / f"{b}.png")).astype(int) for b in ("eager", "openvino"))
     assert fast.shape == (94, 122, 4) and np.abs(fast - eager).max() <= 1
 
@@ -152,3 +152,20 @@ def test_eval_scores_any_engine_with_the_same_evaluator(data_dir: Path, capsys: 
 
 def test_torch_upscaler_and_openvino_declare_what_runs() -> None:
     assert TorchUpscaler(repsr.create_model("repsr", scale=2, blocks=1, channels=4)).engine == "torch cpu"
+
+
+def test_precision_auto_runs_bf16_only_where_the_cpu_has_it() -> None:
+    """``--precision auto`` (upscale's default): bf16 where native (measured <= 0.005 dB, docs/deploy.md), else fp32;
+    the library's default (None) stays exact fp32."""
+    import dataclasses
+
+    from repsr.inference.engines import ENGINES, auto_precision
+
+    engine = ENGINES["openvino"]
+    native = "bf16" in ov_engine.native_precisions()
+    assert auto_precision(engine) == ("bf16" if native else None)
+    assert auto_precision(dataclasses.replace(engine, native=lambda: frozenset({"fp32"}))) is None
+    assert auto_precision(ENGINES["eager"]) is None
+    chosen = load_upscaler("repsr-m4c16-x2", "auto", precision="auto", threads=1)
+    assert chosen.engine == ("openvino bf16" if native else "openvino fp32")  # type: ignore[attr-defined]
+    assert load_upscaler("repsr-m4c16-x2", "auto", threads=1).engine == "openvino fp32"  # type: ignore[attr-defined]

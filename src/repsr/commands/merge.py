@@ -3,8 +3,10 @@
 The output format follows OUT's suffix, and each suffix belongs to one engine of
 :mod:`repsr.inference.engines`: ``.safetensors`` (repsr's format, rebuilds itself), ``.pth`` with
 ``--format compact`` (``{"params": ...}``, loads in Real-ESRGAN, chaiNNer and spandrel as
-SRVGGNetCompact), ``.onnx`` (onnxruntime and others; see :mod:`repsr.export.onnx`) or ``.xml``
-(OpenVINO IR, written with its ``.bin`` beside it; dynamic H/W, fp32 weights).
+SRVGGNetCompact), ``.onnx`` (onnxruntime and others; see :mod:`repsr.export.onnx`), ``.xml``
+(OpenVINO IR, written with its ``.bin`` beside it; dynamic H/W, fp32 weights) or ``.param`` (ncnn, with its
+``.bin``: Upscayl and realesrgan-ncnn-vulkan load it; ``--precision fp16`` halves the ``.bin``; see
+:mod:`repsr.export.ncnn`).
 """
 
 from __future__ import annotations
@@ -16,9 +18,11 @@ import torch
 
 from repsr.errors import UserError
 from repsr.hub import model_path
-from repsr.inference import output_suffixes, writer_for
+from repsr.inference import ENGINES, output_suffixes, writer_for
 from repsr.reparam.convert import reparameterize
-from repsr.weights import load_model
+from repsr.weights import load_model, read_metadata
+
+SIBLING_BIN = (".xml", ".param")  # formats written with a .bin beside them
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -30,6 +34,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--format", choices=("repsr", "compact"), default=None,
                    help="for .pth output: 'compact' writes Real-ESRGAN's {'params': state_dict} layout")
     p.add_argument("--opset", type=int, default=18, help="ONNX opset for .onnx output (default 18)")
+    p.add_argument("--precision", choices=sorted({p for e in ENGINES.values() for p in e.export_precisions}),
+                   default="fp32", help="weights stored as (fp16: .param only, half the .bin; default fp32)")
+    p.add_argument("--bgr", action="store_true",
+                   help="the weights expect BGR input (the official Bicubic++ .pth, which cannot say so)")
     p.add_argument("--check", action="store_true", help="verify the merged net against the input on a random image")
     p.set_defaults(run=run)
 
@@ -49,7 +57,11 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"{out}: output must end in {', '.join(output_suffixes())}")
     if suffix == ".pth" and args.format != "compact":
         raise UserError("a .pth output needs --format compact (repsr's own format is .safetensors)")
-    model = load_model(model_path(args.input))
+    path = model_path(args.input)
+    model = load_model(path, bgr=True if args.bgr else None)
+    if suffix == ".param" and model.config.arch == "bicubic_pp" and not args.bgr and not _states_config(path):
+        raise UserError(f"{path}: a Bicubic++ file that cannot say its channel order, and an ncnn file cannot carry "
+                        "it: pass --bgr for the official (BGR-trained) release, or merge to .safetensors first if RGB")
     merged = reparameterize(model).eval()
     if args.check:
         diff = _check_equal(model, merged)
@@ -59,11 +71,20 @@ def run(args: argparse.Namespace) -> int:
     if suffix == ".onnx":
         from repsr.export.onnx import export_onnx
 
+        engine.check_export(args.precision)
         export_onnx(merged, out, opset=args.opset)
+        notes: list[str] = []
     else:
-        engine.export(merged, out)
+        notes = engine.export(merged, out, args.precision)
     params = sum(p.numel() for p in merged.parameters())
     cfg = merged.config
-    also = f" and {out.with_suffix('.bin').name}" if suffix == ".xml" else ""
+    also = f" and {out.with_suffix('.bin').name}" if suffix in SIBLING_BIN else ""
     print(f"wrote {out}{also} ({cfg.arch} x{cfg.scale}, {params:,} parameters; for {engine.runtime})")
+    for note in notes:
+        print(f"note: {note}")
     return 0
+
+
+def _states_config(path: Path) -> bool:
+    """Whether a weights file carries repsr's config (and with it the channel order its weights expect)."""
+    return path.suffix == ".safetensors" and "config" in read_metadata(path)

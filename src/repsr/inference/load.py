@@ -14,7 +14,7 @@ from __future__ import annotations
 from torch import nn
 
 from repsr.hub import model_path, resolve_model
-from repsr.inference.engines import LoadRequest, choose_engine, is_model_file, owner_of
+from repsr.inference.engines import LoadRequest, auto_precision, choose_engine, is_model_file, owner_of
 from repsr.inference.upscaler import Upscaler
 
 
@@ -37,6 +37,8 @@ def load_upscaler(name_or_path: str, backend: str | None = None, device: str | N
     """``name_or_path`` bound to an engine (``backend`` None or ``auto``: chosen from the model, device,
     precision and the run's input megapixels ``workload_mpix``).
 
+    ``precision`` None is the file's own (fp32 for float weights: exact); ``"auto"`` (the CLI's default) lets the
+    engine run bf16 where this CPU does natively (:func:`~repsr.inference.engines.auto_precision`).
     ``half`` is the old spelling of ``precision="fp16"``. PyTorch weights are kept ``channels_last``:
     images arrive as (H, W, C) pixels, so the input is channels_last already, and oneDNN's channels_last
     convs ran the merged 16-channel nets 1.2-1.6x faster than NCHW with bit-identical outputs
@@ -44,7 +46,9 @@ def load_upscaler(name_or_path: str, backend: str | None = None, device: str | N
     """
     path = model_path(name_or_path)
     precision = "fp16" if half else precision
-    engine = choose_engine(backend, path, device, precision, workload_mpix)
+    engine = choose_engine(backend, path, device, None if precision == "auto" else precision, workload_mpix)
+    if precision == "auto":
+        precision = None if is_model_file(path) else auto_precision(engine)
     request = LoadRequest(source=name_or_path, path=path, precision=precision, device=device, threads=threads,
                           bgr=bgr, channels_last=channels_last)
     return engine.load(request)

@@ -78,13 +78,15 @@ class Engine:
     loader: Callable[[LoadRequest], Upscaler]
     reads: tuple[str, ...] = ()  # model file suffixes it runs as they are (beyond PyTorch weights)
     writes: tuple[str, ...] = ()  # ``repsr merge -o`` suffixes it exports
-    exporter: Callable[[nn.Module, Path], None] | None = None
+    exporter: Callable[..., list[str] | None] | None = None  # (merged net, path[, precision=]) -> notes for the user
+    export_precisions: tuple[str, ...] = ("fp32",)  # weight precisions its files can store (``repsr merge``)
     precisions: tuple[str, ...] = ("fp32",)
     devices: tuple[str, ...] = ("cpu",)
     package: str | None = None  # import name of the runtime; None: always installed (torch)
     extra: str | None = None  # ``pip install 'repsr[extra]'`` installs it
     exact: bool = True  # fp32 output equal to eager PyTorch within one uint8 level
     native: Callable[[], frozenset[str]] = field(default=lambda: frozenset({"fp32"}))  # precisions native here
+    emulated: tuple[str, ...] = ()  # precisions it reproduces where not native, for their PSNR (never for speed)
     bench: BenchRows | None = None  # its rows in ``repsr bench`` for a merged network on an input
     bench_file: BenchFile | None = None  # its row for a model file it reads (``repsr bench --model x.onnx``)
 
@@ -104,7 +106,7 @@ class Engine:
             return
         if precision not in self.precisions:
             raise UserError(f"--backend {self.name} runs {', '.join(self.precisions)}, not {precision}")
-        if precision != "int8" and precision not in self.native():
+        if precision != "int8" and precision not in self.native() and precision not in self.emulated:
             need = CPU_NEEDS.get(precision, precision)
             raise UserError(f"--precision {precision}: this CPU has no native {precision} ({need} needed; "
                             f"emulated it is slower than fp32): use --precision fp32")
@@ -117,8 +119,16 @@ class Engine:
             raise UserError(f"--backend {self.name} runs on {', '.join(self.devices)}, not {device}")
         return self.loader(request)
 
-    def export(self, model: nn.Module, path: Path) -> None:
+    def check_export(self, precision: str = "fp32") -> None:
+        if precision not in self.export_precisions:
+            stored = " or ".join(self.export_precisions)
+            raise UserError(f"{self.runtime} files store {stored} weights, not {precision}")
+
+    def export(self, model: nn.Module, path: Path, precision: str = "fp32") -> list[str]:
+        """Write ``model`` to ``path``; returns what the user should know about the file (its exporter's notes)."""
         self.require()
         if self.exporter is None:
             raise UserError(f"{self.runtime} has no file format of its own")
-        self.exporter(model, path)
+        self.check_export(precision)
+        notes = self.exporter(model, path) if precision == "fp32" else self.exporter(model, path, precision=precision)
+        return list(notes or [])
