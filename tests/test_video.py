@@ -108,3 +108,14 @@ def test_a_compiled_engine_gets_only_full_batches_and_the_padding_is_dropped(mon
     assert batches == [4] and len(padded) == 3
     plain = _upscale_frames(eager, rgb, sizes, opts)
     assert batches == [4, 3] and all(np.array_equal(a, b) for a, b in zip(padded, plain, strict=True))
+
+
+def test_frames_per_call_follow_the_frame_size_unless_the_user_chose() -> None:
+    """Four 640x360 frames per call held ~1 GB of activations: large frames go one at a time by default."""
+    from repsr.upscale.video import frames_per_call
+
+    assert frames_per_call(640, 360, None) == 1
+    assert frames_per_call(3840, 2160, None) == 1
+    assert frames_per_call(320, 180, None) == 4
+    assert frames_per_call(32, 24, None) == 8
+    assert frames_per_call(640, 360, 4) == 4

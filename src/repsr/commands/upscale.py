@@ -52,7 +52,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="auto (default): bf16 where the engine runs it natively (OpenVINO on AVX512-BF16/AMX CPUs; "
                         "<= 0.005 dB from fp32 on every shipped model), else fp32; fp32: exact; bf16/fp16 where "
                         "native; int8 for an INT8 file from repsr quantize")
-    p.add_argument("--batch", type=int, default=4, help="video frames per network call (default 4)")
+    p.add_argument("--batch", type=int, default=None,
+                   help="video frames per network call (default: by frame size, 1 for 640x360 and larger, "
+                        "up to 8 for small frames; more frames per call cost memory)")
     p.add_argument("--sample", action="store_true", help="upscale the sample image shipped with repsr")
     p.set_defaults(run=run)
 
@@ -93,7 +95,8 @@ def run(args: argparse.Namespace) -> int:
     inputs = list(args.inputs) + list(args.extra_inputs)
     if not inputs and not args.sample:
         raise UserError("no input given (pass files or folders, or --sample)")
-    if args.tile < 0 or (args.tile_pad is not None and args.tile_pad < 0) or args.batch < 1:
+    bad_batch = args.batch is not None and args.batch < 1
+    if args.tile < 0 or (args.tile_pad is not None and args.tile_pad < 0) or bad_batch:
         raise UserError("--tile, --tile-pad must be >= 0 and --batch >= 1")
     model, outscale = _model_choice(args)
     opts = UpscaleOptions(tile=args.tile, tile_pad=args.tile_pad, suffix=args.suffix, ext=args.ext,

@@ -1,13 +1,17 @@
 """Video upscaling through PyAV (FFmpeg bundled in the wheel): decode, batch, upscale, encode.
 
 Why this shape: Real-ESRGAN users' complaints about video are huge temporary frame folders, lost
-or drifting audio, and no batching. Here frames stream from the decoder straight into batches of
-``opts.batch`` frames, through the network and into the encoder (decoding and encoding on their own
+or drifting audio, and no batching. Here frames stream from the decoder straight into batches
+(:func:`frames_per_call`), through the network and into the encoder (decoding and encoding on their own
 threads, overlapping the network) -- nothing touches the disk but
 the output file (written to a hidden temporary name, then renamed). Every output frame keeps its
 source timestamp (same time base), so audio stays in sync; the audio stream is copied packet by
 packet without re-encoding. Video is encoded with libx264 (VP9 for ``.webm``), yuv420p, CRF 18.
 yuv420p needs even sides: an odd output side loses its last pixel row/column.
+
+Memory is a few frames, not the clip: what used to grow with it were x264's default 40-frame
+rate-control lookahead (40 full-size frames waiting inside the encoder: 0.4 GB at 2560x1440) and
+the network's activations for 4 frames per call (~1 GB at 640x360 x4); see docs/benchmarks.md.
 """
 
 from __future__ import annotations
@@ -25,11 +29,26 @@ from rich.progress import Progress
 
 from repsr.atomic import why_unwritable
 from repsr.errors import OutputError, UserError
-from repsr.imageio import resize_to
+from repsr.imageio import quantize, resize_to
 from repsr.inference import Upscaler, as_upscaler, upscale_tiled
 from repsr.progress import Tick, subtask
 from repsr.upscale.pipeline import pipelined
 from repsr.upscale.plan import UpscaleOptions
+
+LOOKAHEAD = 10  # x264 rc-lookahead, frames: each holds a full output frame inside the encoder (default 40)
+CALL_PIXELS = 1 << 18  # LR pixels per network call when --batch is not given: activations grow with them
+
+
+def frames_per_call(width: int, height: int, batch: int | None) -> int:
+    """Frames per network call: ``batch`` when the user chose one, else as many as fit ``CALL_PIXELS`` (1 to 8).
+
+    Batching pays for small frames (per-call overhead, a GPU kept busy) and costs memory for large
+    ones: an M4C16 x4 net's activations are ~1 KB per LR pixel, so four 640x360 frames per call
+    took ~1 GB (one frame ~0.3 GB), and the run's peak fell from 1.81 GB to 1.03 GB with one.
+    """
+    if batch is not None:
+        return batch
+    return max(1, min(8, CALL_PIXELS // max(1, width * height)))
 
 
 def _codec_for(path: Path) -> str:
@@ -52,14 +71,16 @@ def _upscale_frames(upscaler: Upscaler, rgb: np.ndarray, sizes: tuple[tuple[int,
     """
     (full, (w, h)) = sizes
     count = len(rgb)
-    if getattr(upscaler, "compiles_per_shape", False) and count < opts.batch:
-        rgb = np.concatenate([rgb, np.repeat(rgb[-1:], opts.batch - count, axis=0)])
+    batch = frames_per_call(rgb.shape[2], rgb.shape[1], opts.batch)
+    if getattr(upscaler, "compiles_per_shape", False) and count < batch:
+        rgb = np.concatenate([rgb, np.repeat(rgb[-1:], batch - count, axis=0)])
     lr = torch.from_numpy(rgb).permute(0, 3, 1, 2).float().div_(255.0)
     sr = upscale_tiled(upscaler, lr, opts.tile, opts.tile_pad).permute(0, 2, 3, 1).numpy()[:count]
     out = []
-    for img in sr:
-        img = resize_to(np.ascontiguousarray(img), full)[:h, :w]
-        out.append(np.ascontiguousarray(np.clip(np.rint(img * 255.0), 0, 255).astype(np.uint8)))
+    for img in sr:  # one frame's float temporaries at a time
+        if (img.shape[1], img.shape[0]) != full:
+            img = resize_to(np.ascontiguousarray(img), full)
+        out.append(np.ascontiguousarray(quantize(img[:h, :w], 8)))
     return out
 
 
@@ -78,18 +99,20 @@ def _add_video_stream(out: av.container.OutputContainer, vin: av.VideoStream, ta
     stream.width, stream.height = size
     stream.pix_fmt = "yuv420p"
     stream.time_base = vin.time_base
-    stream.options = {"crf": "18"} if _codec_for(target) == "libx264" else {"crf": "24", "b": "0"}
+    x264 = {"crf": "18", "rc-lookahead": str(LOOKAHEAD)}
+    stream.options = x264 if _codec_for(target) == "libx264" else {"crf": "24", "b": "0"}
     return stream
 
 
 def _units(inp: av.container.InputContainer, vin: av.VideoStream, ain: av.AudioStream | None,
-           batch: int) -> Iterator[tuple[str, object, np.ndarray | None]]:
+           batch: int | None) -> Iterator[tuple[str, object, np.ndarray | None]]:
     """The input in stream order: ("audio", packet, None) and ("video", frames, their RGB pixels) in batches.
 
     Runs on the pipeline's reader thread, so demuxing, decoding and the YUV -> RGB conversion
     overlap the network.
     """
     pending: list[av.VideoFrame] = []
+    batch = frames_per_call(vin.codec_context.width, vin.codec_context.height, batch)
     for packet in inp.demux(*([vin] + ([ain] if ain is not None else []))):
         if ain is not None and packet.stream is ain:
             if packet.dts is not None:
@@ -97,7 +120,7 @@ def _units(inp: av.container.InputContainer, vin: av.VideoStream, ain: av.AudioS
             continue
         for frame in packet.decode():
             pending.append(frame)
-            if len(pending) >= max(1, batch):
+            if len(pending) >= batch:
                 yield "video", pending, np.stack([f.to_ndarray(format="rgb24") for f in pending])
                 pending = []
     if pending:
@@ -133,7 +156,8 @@ def _transcode(upscaler: Upscaler, inp: av.container.InputContainer, out: av.con
         return len(images or ())
 
     count = 0
-    outcomes = pipelined(_units(inp, vin, ain, opts.batch), lambda _: None, compute, write)
+    # depth 1: at most one batch waits between two stages (each waiting 2560x1440 frame is 11 MB)
+    outcomes = pipelined(_units(inp, vin, ain, opts.batch), lambda _: None, compute, write, depth=1)
     with contextlib.closing(outcomes):
         for outcome in outcomes:
             if outcome.error is not None:
