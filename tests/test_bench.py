@@ -8,8 +8,9 @@ import pytest
 import torch
 
 import repsr
+import repsr.cpu
 from repsr import cli
-from repsr.bench import conv_gflop, parse_sizes, run_bench
+from repsr.bench import conv_gflop, parse_sizes, peak_rates, precision_of, run_bench
 from repsr.errors import UserError
 
 
@@ -32,8 +33,16 @@ def test_bench_rows_and_ratios() -> None:
         assert row["ms"] > 0 and row["mpix_per_s"] > 0 and row["x_bicubic"] > 0
         if row["name"].startswith(("merged", "training")):
             assert row["pct_matmul"] == pytest.approx(100 * row["gflop_per_s"] / result["matmul_gflops"][1])
+    assert result["peak_gflops"][1]["fp32"] == result["matmul_gflops"][1]
     train, merged = (r for r in result["rows"][:2])
     assert train["gflop"] > merged["gflop"]  # the training graph does more arithmetic
+
+
+def test_rows_are_held_to_the_peak_of_their_own_precision() -> None:
+    assert [precision_of(n) for n in ("openvino bf16", "onnxruntime INT8", "merged fp16 channels_last",
+                                      "torch.compile fp32", "ncnn fp32")] == ["bf16", "int8", "fp16", "fp32", "fp32"]
+    peaks = peak_rates(torch.device("cpu"), 0, 2, n=256)
+    assert peaks["fp32"] > 0 and ("bf16" in peaks) == repsr.cpu.has_native_bf16()
 
 
 def test_bench_cli_json_with_bicubic_pp_and_errors(capsys: pytest.CaptureFixture[str],

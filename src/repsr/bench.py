@@ -1,8 +1,11 @@
 """Throughput of an SR network on every installed engine and precision, against its training graph and bicubic.
 
 Why ratios, not absolute numbers: machines (and their other users) differ, so every row is
-measured in one run beside a large fp32 matmul -- the practical FLOP rate of this machine -- and
-beside bicubic interpolation, the thing these nets want to replace. Conv FLOPs are counted
+measured in one run beside large matmuls in each precision the rows use -- fp32, bf16 where the CPU
+has it natively, INT8 (``torch._int_mm``, VNNI/AMX where present): the practical peak of this machine
+for that arithmetic -- and beside bicubic interpolation, the thing these nets want to replace. A row's
+"% peak" is its achieved conv rate over the peak of its own precision, so a bf16 row is not flattered
+by an fp32 yardstick. Conv FLOPs are counted
 analytically (``2 * MACs``, each conv's MACs = output elements x in_channels/groups x k x k), so
 "achieved GFLOP/s" is real arithmetic per second, not a vendor figure. On CUDA the NTIRE 2023
 protocol applies: fp16, channels_last, 50 warm-up runs then the mean of 244 timed with CUDA events.
@@ -44,7 +47,8 @@ class Row:
     mpix_per_s: float  # output megapixels per second
     gflop: float | None = None  # conv GFLOP per frame (2 * MACs)
     gflop_per_s: float | None = None
-    pct_matmul: float | None = None  # achieved GFLOP/s as % of the fp32 matmul rate
+    pct_matmul: float | None = None  # achieved GFLOP/s as % of the matmul rate of the row's precision
+    precision: str = "fp32"  # the arithmetic the row runs (from its name): fp32, bf16, fp16, int8
     x_bicubic: float | None = None  # time relative to OpenCV's uint8 bicubic
     setup_s: float | None = None  # one-off cost before the first frame (torch.compile's compile)
 
@@ -151,6 +155,31 @@ def matmul_gflops(device: torch.device, warmup: int, reps: int, n: int = 2048) -
     return 2 * n**3 / (ms / 1000) / 1e9
 
 
+def peak_rates(device: torch.device, warmup: int, reps: int, n: int = 2048) -> dict[str, float]:
+    """G(FL)OP/s of ``n x n`` matmuls per precision this machine runs natively: fp32 always (fp16 on CUDA), bf16
+    where the CPU has AVX512-BF16/AMX, int8 where ``torch._int_mm`` runs (int32 sums; VNNI/AMX when present)."""
+    from repsr.cpu import has_native_bf16
+
+    rates = {"fp16" if device.type == "cuda" else "fp32": matmul_gflops(device, warmup, reps, n)}
+    if device.type == "cpu" and has_native_bf16():
+        a, b = (torch.randn(n, n, dtype=torch.bfloat16) for _ in range(2))
+        rates["bf16"] = 2 * n**3 / (time_ms(lambda: a @ b, max(1, warmup), max(2, reps), device) / 1000) / 1e9
+    if device.type == "cpu":
+        a, b = (torch.randint(-128, 128, (n, n), dtype=torch.int8) for _ in range(2))
+        try:
+            ms = time_ms(lambda: torch._int_mm(a, b), max(1, warmup), max(2, reps), device)
+            rates["int8"] = 2 * n**3 / (ms / 1000) / 1e9
+        except RuntimeError:  # a build without CPU int8 matmul: INT8 rows get no share
+            pass
+    return rates
+
+
+def precision_of(row_name: str) -> str:
+    """The arithmetic a row runs, from its name ("openvino bf16", "onnxruntime INT8", "merged fp16 ...")."""
+    lowered = row_name.lower()
+    return next((p for p in ("int8", "bf16", "fp16") if p in lowered), "fp32")
+
+
 def _has_training_blocks(model: nn.Module) -> bool:
     return any(isinstance(m, (RepBlock, nn.modules.batchnorm._BatchNorm)) for m in model.modules())
 
@@ -214,7 +243,7 @@ def bicubic_candidates(x: torch.Tensor, scale: int, device: torch.device) -> lis
 
 
 def bench_size(factory: Callable[[int], nn.Module], size: tuple[int, int, int], device: torch.device,
-               threads: int, warmup: int, reps: int, matmul: float, onnx: bool = True,
+               threads: int, warmup: int, reps: int, peaks: dict[str, float], onnx: bool = True,
                with_compile: bool = True) -> list[Row]:
     """Time every candidate at one (width, height, scale), interleaved, and fill in the derived columns."""
     w, h, scale = size
@@ -232,8 +261,10 @@ def bench_size(factory: Callable[[int], nn.Module], size: tuple[int, int, int], 
     for (name, _, gflop, setup), ms in zip(candidates, time_round_robin([c.fn for c in candidates], warmup, reps,
                                                                         device), strict=True):
         rate = gflop / (ms / 1000) if gflop is not None else None
+        precision = precision_of(name)
+        peak = peaks.get(precision)
         rows.append(Row(label, name, threads, ms, w * h * scale * scale / (ms / 1000) / 1e6, gflop, rate,
-                        None if rate is None else 100 * rate / matmul, setup_s=setup))
+                        None if rate is None or peak is None else 100 * rate / peak, precision, setup_s=setup))
     reference = next((r.ms for r in rows if r.name in ("bicubic OpenCV uint8", "bicubic torch fp16")), None)
     for row in rows:
         row.x_bicubic = None if reference is None else row.ms / reference
@@ -243,7 +274,8 @@ def bench_size(factory: Callable[[int], nn.Module], size: tuple[int, int, int], 
 def run_bench(model: str = "repsr:M4C16", sizes: str = DEFAULT_SIZES, threads: list[int] | None = None,
               device: str = "cpu", warmup: int | None = None, reps: int | None = None,
               onnx: bool = True, with_compile: bool = True) -> dict:
-    """All rows for every size and thread count, plus the matmul reference of each thread count."""
+    """All rows for every size and thread count, plus the matmul peaks of each thread count."""
+    from repsr.cpu import describe
     dev = torch.device(device)
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise UserError("--device cuda requested but no CUDA device is available")
@@ -252,15 +284,17 @@ def run_bench(model: str = "repsr:M4C16", sizes: str = DEFAULT_SIZES, threads: l
     reps = (NTIRE_REPS if cuda else 10) if reps is None else reps
     factory, parsed = model_factory(model), parse_sizes(sizes)
     before, result = torch.get_num_threads(), {"model": model, "device": str(dev), "warmup": warmup,
-                                               "reps": reps, "matmul_gflops": {}, "rows": []}
+                                               "reps": reps, "cpu": describe(), "matmul_gflops": {},
+                                               "peak_gflops": {}, "rows": []}
     try:
         for t in threads or [before]:
             torch.set_num_threads(t)
             cv2.setNumThreads(t)
-            matmul = matmul_gflops(dev, warmup, reps)
-            result["matmul_gflops"][t] = matmul
+            peaks = peak_rates(dev, warmup, reps)
+            result["matmul_gflops"][t] = next(iter(peaks.values()))  # fp32 (fp16 on CUDA): earlier releases' key
+            result["peak_gflops"][t] = peaks
             for size in parsed:
-                rows = bench_size(factory, size, dev, t, warmup, reps, matmul, onnx, with_compile)
+                rows = bench_size(factory, size, dev, t, warmup, reps, peaks, onnx, with_compile)
                 result["rows"] += [asdict(r) for r in rows]
     finally:
         torch.set_num_threads(before)

@@ -61,13 +61,15 @@ def _x_eager(result: dict, row: dict) -> float | None:
 
 def format_table(result: dict) -> str:
     """Plain fixed-width table (pastes into Markdown code blocks) with the matmul reference."""
-    lines = [f"model {result['model']} on {result['device']}, {result['warmup']} warm-up + {result['reps']} timed "
-             "runs, interleaved (median); % matmul = achieved conv GFLOP/s / fp32 matmul GFLOP/s; "
-             "x bicubic = time / OpenCV uint8 time; x eager = merged fp32 NCHW time / time; setup = compile seconds"]
-    for t, g in result["matmul_gflops"].items():
-        lines.append(f"matmul 2048^3 with {t} thread(s): {g:.1f} GFLOP/s")
+    lines = [f"model {result['model']} on {result['device']} ({result.get('cpu', '?')}), {result['warmup']} warm-up "
+             f"+ {result['reps']} timed runs, interleaved (median); % peak = achieved conv GFLOP/s / matmul G(FL)OP/s "
+             "of the row's precision; x bicubic = time / OpenCV uint8 time; x eager = merged fp32 NCHW time / time; "
+             "setup = compile seconds"]
+    for t, peaks in (result.get("peak_gflops") or {t: {"fp32": g} for t, g in result["matmul_gflops"].items()}).items():
+        rates = ", ".join(f"{p} {g:.1f}" for p, g in peaks.items())
+        lines.append(f"matmul 2048^3 with {t} thread(s), G(FL)OP/s: {rates}")
     head = f"{'size':<14}{'row':<27}{'thr':>4}{'ms/frame':>10}{'MP/s':>8}{'GFLOP':>8}{'GFLOP/s':>9}" \
-           f"{'% matmul':>9}{'x bicubic':>10}{'x eager':>8}{'setup s':>8}"
+           f"{'% peak':>9}{'x bicubic':>10}{'x eager':>8}{'setup s':>8}"
     lines += [head, "-" * len(head)]
     for r in result["rows"]:
         lines.append(f"{r['size']:<14}{r['name']:<27}{r['threads']:>4}{r['ms']:>10.2f}{r['mpix_per_s']:>8.1f}"
