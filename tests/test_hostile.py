@@ -168,3 +168,104 @@ def test_upscale_refuses_its_input_folder_as_output_and_warns_on_tiny_tiles(
 def test_a_zero_bench_size_is_named_as_such(capsys: pytest.CaptureFixture[str]) -> None:
     assert cli.main(["bench", "--sizes", "0x0x4"]) == 2
     _one_error_line(capsys.readouterr().err, "zero width, height or scale")
+
+
+def _upscale(*argv: str) -> int:
+    return cli.main(["upscale", *argv, "-m", "repsr-m4c16-x2"])
+
+
+def _lines(err: str, kind: str) -> list[str]:
+    return [line for line in err.splitlines() if line.startswith(f"{kind}: ")]
+
+
+def test_an_animation_to_a_one_frame_format_is_refused_before_any_work(tmp_path: Path,
+                                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    """It kept frame 1 and exited 0; now the plan is refused, naming the extensions that keep every frame."""
+    from PIL import Image
+
+    src = tmp_path / "in"
+    src.mkdir()
+    frames = [Image.fromarray(np.full((6, 8, 3), 60 * i, np.uint8)) for i in range(3)]
+    frames[0].save(src / "anim.gif", save_all=True, append_images=frames[1:], duration=80)
+    write_image(src / "still.png", np.zeros((6, 8, 3), np.uint8))
+    before = (src / "anim.gif").read_bytes()
+    assert _upscale(str(src / "anim.gif"), "-o", str(tmp_path / "out.jpg")) == 2
+    _one_error_line(capsys.readouterr().err, "anim.gif", "3 frames", ".gif, .png (APNG) and .webp")
+    assert _upscale(str(src), "-o", str(tmp_path / "out"), "--ext", "jpg") == 2  # a folder: nothing done either
+    _one_error_line(capsys.readouterr().err, "anim.gif", "--ext png")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in"] and (src / "anim.gif").read_bytes() == before
+
+
+def _png_gray_alpha_16(path: Path, gray: np.ndarray, alpha: np.ndarray) -> None:
+    """A 16-bit gray + alpha PNG written by hand (colour type 4): neither Pillow nor OpenCV writes one."""
+    h, w = gray.shape
+    pixels = np.stack([gray, alpha], axis=2).astype(">u2")  # (h, w, 2) big-endian samples, as PNG stores them
+    rows = b"".join(b"\0" + row.tobytes() for row in pixels)
+    header = struct.pack(">IIBBBBB", w, h, 16, 4, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", header) + _png_chunk(b"IDAT", zlib.compress(rows))
+                     + _png_chunk(b"IEND", b""))
+
+
+def test_gray_alpha_stays_gray_alpha_or_says_why_not(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """README: grayscale stays grayscale. Gray + alpha came out RGBA without a word."""
+    import cv2
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    la = tmp_path / "la.png"
+    Image.fromarray(rng.integers(0, 255, (6, 7, 2), dtype=np.uint8)).save(la)
+    for ext in ("png", "tif"):
+        assert _upscale(str(la), "-o", str(tmp_path / f"out.{ext}")) == 0
+        with Image.open(tmp_path / f"out.{ext}") as out:
+            assert out.mode == "LA" and out.size == (14, 12)
+    assert not _lines(capsys.readouterr().err, "warning")
+    assert _upscale(str(la), "-o", str(tmp_path / "out.webp")) == 0  # WebP has no gray: said, written RGBA
+    assert any("no grayscale" in line for line in _lines(capsys.readouterr().err, "warning"))
+    deep = tmp_path / "la16.png"
+    _png_gray_alpha_16(deep, rng.integers(0, 65535, (5, 6)), rng.integers(0, 65535, (5, 6)))
+    assert _upscale(str(deep), "-o", str(tmp_path / "out16.png")) == 0
+    warnings = _lines(capsys.readouterr().err, "warning")
+    assert len(warnings) == 1 and "16-bit gray + alpha" in warnings[0]
+    out = cv2.imread(str(tmp_path / "out16.png"), cv2.IMREAD_UNCHANGED)
+    assert out.dtype == np.uint16 and out.shape == (10, 12, 4)
+    assert (out[:, :, 0] == out[:, :, 1]).all() and (out[:, :, 1] == out[:, :, 2]).all()  # still gray values
+
+
+def test_colour_conversions_are_announced_and_gray_stays_gray(tmp_path: Path,
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
+    """CMYK became RGB with no note; 32-bit float gray became RGB; 16-bit gray must stay 16-bit gray."""
+    import cv2
+    from PIL import Image
+
+    rng = np.random.default_rng(1)
+    Image.fromarray(rng.integers(0, 255, (6, 8, 4), dtype=np.uint8), mode="CMYK").save(tmp_path / "cmyk.jpg")
+    Image.fromarray(rng.random((6, 8), dtype=np.float32) * 255).save(tmp_path / "float.tif")
+    cv2.imwrite(str(tmp_path / "gray16.png"), rng.integers(0, 65535, (6, 8), dtype=np.uint16))
+    for name in ("cmyk.jpg", "float.tif", "gray16.png"):
+        assert _upscale(str(tmp_path / name), "-o", str(tmp_path / "out" / name)) == 0
+    notes = _lines(capsys.readouterr().err, "note")
+    assert len(notes) == 2 and "cmyk.jpg" in notes[0] and "CMYK converted to RGB" in notes[0]
+    assert "float.tif" in notes[1] and "32-bit float gray" in notes[1]
+    assert cv2.imread(str(tmp_path / "out" / "cmyk.jpg"), cv2.IMREAD_UNCHANGED).shape == (12, 16, 3)
+    assert cv2.imread(str(tmp_path / "out" / "float.tif"), cv2.IMREAD_UNCHANGED).shape == (12, 16)
+    gray16 = cv2.imread(str(tmp_path / "out" / "gray16.png"), cv2.IMREAD_UNCHANGED)
+    assert gray16.dtype == np.uint16 and gray16.shape == (12, 16)
+
+
+def test_exif_orientation_is_applied_and_unicode_paths_work(tmp_path: Path) -> None:
+    """A phone photo stored sideways (EXIF orientation 6), in a folder and file named outside ASCII."""
+    import cv2
+    from PIL import Image
+
+    folder = tmp_path / "фото 写真"
+    folder.mkdir()
+    stored = np.zeros((8, 16, 3), np.uint8)
+    stored[:, :8] = (220, 30, 30)  # left half red, right half blue as stored
+    stored[:, 8:] = (30, 30, 220)
+    exif = Image.Exif()
+    exif[0x0112] = 6  # shown rotated 90 degrees clockwise: the stored left half is the top
+    Image.fromarray(stored).save(folder / "ünï ✓.jpg", exif=exif, quality=95)
+    assert _upscale(str(folder), "-o", str(tmp_path / "выход")) == 0
+    out = cv2.cvtColor(cv2.imread(str(tmp_path / "выход" / "ünï ✓.jpg")), cv2.COLOR_BGR2RGB).astype(int)
+    assert out.shape == (32, 16, 3)  # 8 wide, 16 tall as shown, x2
+    assert out[2:12, :, 0].mean() > 150 > out[2:12, :, 2].mean() and out[20:30, :, 2].mean() > 150

@@ -257,3 +257,74 @@ def test_unknown_backend_is_a_usage_error(model_file: Path, tmp_path: Path,
     assert exit_info.value.code == 2 and "Traceback" not in capsys.readouterr().err
     assert cli.main(["upscale", str(src), "-o", str(tmp_path / "o.png"), "--model", str(model_file),
                      "--backend", "eager"]) == 0
+
+
+COLOURS = [(230, 40, 40), (40, 200, 60), (50, 70, 220), (220, 200, 40)]  # one per frame: order is visible
+
+
+def _animation(path: Path, colours: list[tuple[int, int, int]] = COLOURS, size: tuple[int, int] = (12, 10)) -> None:
+    """An animation of solid frames with a transparent 3x3 top-left corner, 100-400 ms per frame, looping twice.
+
+    GIF frames are palette images with a transparency index (what GIF stores); APNG and WebP get RGBA.
+    """
+    from PIL import Image
+
+    frames = []
+    for colour in colours:
+        rgba = np.zeros((size[1], size[0], 4), np.uint8)
+        rgba[...] = (*colour, 255)
+        rgba[:3, :3, 3] = 0
+        frame = Image.fromarray(rgba)
+        if path.suffix == ".gif":
+            frame = Image.frombytes("P", size, np.where(rgba[:, :, 3] == 0, 1, 0).astype(np.uint8).tobytes())
+            frame.putpalette([*colour, 0, 0, 0])
+            frame.info["transparency"] = 1
+        frames.append(frame)
+    frames[0].save(path, save_all=True, append_images=frames[1:], duration=[100, 200, 300, 400], loop=2)
+
+
+@pytest.mark.parametrize("ext", ["gif", "png", "webp"])
+def test_an_animation_keeps_every_frame_in_order_with_its_duration_loop_and_transparency(
+        ext: str, tmp_path: Path) -> None:
+    """Every frame upscaled (not the first one only, which exited 0 before), written in the same format."""
+    from PIL import Image
+
+    src, out = tmp_path / f"anim.{ext}", tmp_path / f"out.{ext}"
+    _animation(src)
+    assert _upscale(str(src), "-o", str(out), "--model", "repsr-m4c16-x2") == 0
+    with Image.open(out) as im:
+        assert im.n_frames == 4 and im.size == (24, 20) and im.info["loop"] == 2
+        for index, colour in enumerate(COLOURS):
+            im.seek(index)
+            rgba = np.asarray(im.convert("RGBA")).astype(int)
+            assert im.info["duration"] == 100 * (index + 1)
+            assert np.abs(rgba[10:, 10:, :3] - colour).max() <= 12  # this frame's colour, upscaled
+            assert (rgba[:4, :4, 3] == 0).all() and (rgba[8:, 8:, 3] == 255).all()  # its transparent corner, x2
+
+
+def test_an_animation_may_change_between_animated_formats(tmp_path: Path) -> None:
+    from PIL import Image
+
+    (tmp_path / "in").mkdir()
+    _animation(tmp_path / "in" / "anim.gif")
+    assert _upscale(str(tmp_path / "in"), "-o", str(tmp_path / "out"), "--ext", "webp", "--model",
+                    "repsr-m4c16-x2") == 0
+    with Image.open(tmp_path / "out" / "anim.webp") as im:
+        assert im.n_frames == 4 and im.size == (24, 20)
+
+
+def test_gifs_in_a_folder_are_upscaled_and_a_gif_output_name_is_a_file(tmp_path: Path) -> None:
+    """`.gif` was not an image suffix: folders skipped GIFs and `-o x.gif` wrote the folder x.gif/anim.gif."""
+    from PIL import Image
+
+    src = tmp_path / "in"
+    src.mkdir()
+    _animation(src / "anim.gif")
+    Image.fromarray(np.full((6, 8, 3), (200, 30, 90), np.uint8)).save(src / "still.gif")
+    assert _upscale(str(src), "-o", str(tmp_path / "out"), "--model", "repsr-m4c16-x2") == 0
+    with Image.open(tmp_path / "out" / "anim.gif") as anim, Image.open(tmp_path / "out" / "still.gif") as still:
+        assert anim.n_frames == 4 and getattr(still, "n_frames", 1) == 1 and still.size == (16, 12)
+    assert _upscale(str(src / "anim.gif"), "-o", str(tmp_path / "x.gif"), "--model", "repsr-m4c16-x2") == 0
+    assert (tmp_path / "x.gif").is_file()
+    with Image.open(tmp_path / "x.gif") as im:
+        assert im.n_frames == 4

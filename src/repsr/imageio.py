@@ -1,14 +1,19 @@
 """Reading and writing the images users actually have, without surprises.
 
-Handles 8- and 16-bit PNG/TIFF, JPEG, WebP, grayscale, alpha, palette images and EXIF orientation.
+Handles 8- and 16-bit PNG/TIFF, JPEG, WebP, GIF, grayscale, alpha, palette images and EXIF orientation.
 Colour is returned as float32 RGB in [0, 1]; alpha separately (it is upscaled on its own, never
 through the network); a grayscale source is remembered so it can be written back as grayscale.
 Pillow silently truncates 16-bit colour PNGs to 8 bits, so those are read with OpenCV instead.
-Every failure becomes a one-line :class:`ImageError`.
+A conversion that changes colours or values (CMYK, CIELAB, 32-bit gray) is kept in
+:attr:`LoadedImage.note` for the caller to say. Animated GIF, APNG and WebP are read a frame at a
+time (:func:`read_frames`) and written with Pillow (:func:`write_animation`): OpenCV writes no
+animation, no GIF and no gray + alpha. Every failure becomes a one-line :class:`ImageError`.
 """
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,7 +24,10 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from repsr.atomic import atomic_write
 from repsr.errors import ImageError
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif")
+ANIMATED_SUFFIXES = (".gif", ".png", ".webp")  # formats that hold an animation (.png as APNG)
+GRAY_ALPHA_SUFFIXES = (".png", ".tif", ".tiff")  # formats that store 8-bit gray + alpha as such
+_PILLOW_FORMATS = {".gif": "GIF", ".png": "PNG", ".webp": "WEBP", ".tif": "TIFF", ".tiff": "TIFF"}
 Image.MAX_IMAGE_PIXELS = 40000 * 40000  # still a guard against decompression bombs, but for real photos
 
 
@@ -33,6 +41,7 @@ class LoadedImage:
     """
 
     pixels: np.ndarray
+    note: str = ""  # what decoding changed beyond the layout (CMYK -> RGB, ...), for the caller to say
 
     @property
     def gray(self) -> bool:
@@ -84,58 +93,148 @@ class LoadedImage:
         return self.pixels[:, :, -1].astype(np.float32) / (65535.0 if self.bit_depth == 16 else 255.0)
 
 
-def _png_bit_depth(path: Path) -> int:
+def _png_header(path: Path) -> tuple[int, int]:
+    """(bit depth, colour type) from a PNG's IHDR; (8, -1) for anything else. Colour type 4 is gray + alpha."""
     with open(path, "rb") as f:
         head = f.read(26)
-    if head[:8] == b"\x89PNG\r\n\x1a\n" and len(head) >= 25:
-        return head[24]
-    return 8
+    if head[:8] == b"\x89PNG\r\n\x1a\n" and len(head) >= 26:
+        return head[24], head[25]
+    return 8, -1
 
 
-def _read_with_opencv(path: Path) -> np.ndarray:
+def _read_with_opencv(path: Path, gray_alpha: bool) -> np.ndarray:
     data = np.fromfile(str(path), dtype=np.uint8)
     img = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
     if img is None:
         raise ImageError(f"{path}: cannot decode image")
+    if gray_alpha and img.ndim == 3 and img.shape[2] == 4:
+        return np.ascontiguousarray(img[:, :, [0, 3]])  # OpenCV expands gray + alpha to BGRA; keep it gray
     if img.ndim == 3:
         code = cv2.COLOR_BGRA2RGBA if img.shape[2] == 4 else cv2.COLOR_BGR2RGB
         img = cv2.cvtColor(img, code)
     return img
 
 
-def _read_with_pillow(path: Path) -> np.ndarray:
+def _pillow_pixels(im: Image.Image) -> tuple[np.ndarray, str]:
+    """A decoded Pillow image as uint8/uint16 gray, gray + alpha, RGB or RGBA, and what that changed.
+
+    Palette, 1-bit, PA, RGBX, YCbCr and HSV images keep their colours (only the layout changes).
+    CMYK and CIELAB have no exact RGB without colour management, and 32-bit gray no 8/16-bit form
+    without clipping: those are converted and the returned note says so.
+    """
+    mode = im.mode
+    if mode in ("L", "LA", "RGB", "RGBA"):
+        return np.asarray(im), ""
+    if mode in ("I;16", "I;16B", "I;16L"):
+        return np.asarray(im, dtype=np.uint32).astype(np.uint16), ""
+    if mode == "I":
+        values = np.asarray(im)
+        clipped = bool(values.min() < 0 or values.max() > 65535)
+        return np.clip(values, 0, 65535).astype(np.uint16), "32-bit integer gray clipped to 16 bits" if clipped else ""
+    if mode == "F":
+        return np.asarray(im.convert("L")), "32-bit float gray rounded to 8-bit gray (values outside 0-255 clipped)"
+    if mode in ("CMYK", "LAB"):
+        name = "CMYK" if mode == "CMYK" else "CIELAB"
+        return np.asarray(im.convert("RGB")), f"{name} converted to RGB without colour management (colours may shift)"
+    if mode == "1":
+        return np.asarray(im.convert("L")), ""
+    if mode in ("P", "PA"):
+        return np.asarray(im.convert("RGBA" if im.has_transparency_data else "RGB")), ""
+    if mode in ("YCbCr", "HSV", "RGBX"):
+        return np.asarray(im.convert("RGB")), ""
+    return np.asarray(im.convert("RGBA" if im.has_transparency_data else "RGB")), f"{mode} converted to RGB"
+
+
+def _read_with_pillow(path: Path) -> tuple[np.ndarray, str]:
     with Image.open(path) as im:
         im.load()
-        im = ImageOps.exif_transpose(im)
-        if im.mode == "P":
-            im = im.convert("RGBA" if "transparency" in im.info else "RGB")
-        elif im.mode in ("I;16", "I;16B", "I;16L", "I"):
-            return np.asarray(im, dtype=np.uint32).astype(np.uint16)
-        elif im.mode == "1":
-            im = im.convert("L")
-        elif im.mode in ("CMYK", "YCbCr", "LAB", "HSV", "F", "PA", "RGBX"):
-            im = im.convert("RGBA" if im.mode == "PA" else "RGB")
-        return np.asarray(im)
+        return _pillow_pixels(ImageOps.exif_transpose(im))
 
 
-def read_image(path: str | Path) -> LoadedImage:
-    """Read an image file into a :class:`LoadedImage`; raises :class:`ImageError` on any failure."""
-    path = Path(path)
-    if not path.is_file():
-        raise ImageError(f"{path}: no such file")
+@contextlib.contextmanager
+def _decoding(path: Path) -> Iterator[None]:
+    """Turn what the decoders raise for a bad file into one :class:`ImageError` line naming ``path``.
+
+    Anything else (a bug) passes through with its traceback.
+    """
     try:
-        sixteen = path.suffix.lower() == ".png" and _png_bit_depth(path) == 16
-        arr = _read_with_opencv(path) if sixteen else _read_with_pillow(path)
+        yield
     except ImageError:
         raise
     except Image.DecompressionBombError:
         limit = (Image.MAX_IMAGE_PIXELS or 0) * 2 / 1e9
         raise ImageError(f"{path}: its header claims more than {limit:.1f} gigapixels (a decompression bomb or a "
                          "corrupt header); refused before decoding") from None
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError) as exc:
         reason = "not an image or corrupt" if isinstance(exc, UnidentifiedImageError) else str(exc).split("\n")[0]
-        raise ImageError(f"{path}: cannot read image ({reason})") from None
-    return from_array(arr, str(path))
+        raise ImageError(f"{path}: cannot read image ({reason or type(exc).__name__})") from None
+
+
+def read_image(path: str | Path) -> LoadedImage:
+    """Read an image file into a :class:`LoadedImage`; raises :class:`ImageError` on any failure.
+
+    An animated file gives its first frame (:func:`read_frames` gives them all).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ImageError(f"{path}: no such file")
+    with _decoding(path):
+        depth, colour_type = _png_header(path) if path.suffix.lower() == ".png" else (8, -1)
+        arr, note = (_read_with_opencv(path, colour_type == 4), "") if depth == 16 else _read_with_pillow(path)
+    return LoadedImage(from_array(arr, str(path)).pixels, note)
+
+
+@dataclass(frozen=True)
+class Animation:
+    """What an animated GIF/APNG/WebP says about its frames, read in one pass over them (no frame kept).
+
+    ``durations`` are milliseconds per frame; ``loop`` is the file's loop count as Pillow reads it
+    (0: forever) or None when the file states none (a GIF without one plays once); ``alpha`` is
+    whether any frame has transparency (then every frame is read as RGBA, so all have one layout).
+    """
+
+    path: Path
+    size: tuple[int, int]
+    durations: tuple[float, ...]
+    loop: int | None
+    alpha: bool
+
+    @property
+    def frames(self) -> int:
+        return len(self.durations)
+
+
+def count_frames(path: str | Path) -> int:
+    """Frames in an animated GIF/APNG/WebP from its header; 1 for a still image or a file Pillow cannot open
+    (its reader reports that when the file's turn comes)."""
+    try:
+        with Image.open(path) as im:
+            return int(getattr(im, "n_frames", 1)) if im.format in ("GIF", "PNG", "WEBP") else 1
+    except Exception:  # any header Pillow cannot parse counts as "not an animation" here
+        return 1
+
+
+def read_animation(path: str | Path) -> Animation:
+    """Durations, loop count and transparency of every frame of ``path`` (decoded one at a time, then dropped)."""
+    path = Path(path)
+    with _decoding(path), Image.open(path) as im:
+        durations, alpha = [], False
+        for index in range(getattr(im, "n_frames", 1)):
+            im.seek(index)
+            im.load()  # WebP sets a frame's duration when it is decoded
+            durations.append(float(im.info.get("duration", 0) or 0))
+            alpha = alpha or im.has_transparency_data
+        im.seek(0)
+        return Animation(path, im.size, tuple(durations), im.info.get("loop"), alpha)
+
+
+def read_frames(animation: Animation) -> Iterator[LoadedImage]:
+    """Every frame of ``animation`` as a whole 8-bit RGB or RGBA picture (what the viewer shows), one at a time."""
+    mode = "RGBA" if animation.alpha else "RGB"
+    with _decoding(animation.path), Image.open(animation.path) as im:
+        for index in range(animation.frames):
+            im.seek(index)
+            yield LoadedImage(np.asarray(im.convert(mode)))
 
 
 def read_uint8(path: str | Path, rgb: bool = False) -> np.ndarray:
@@ -207,12 +306,76 @@ def _to_bgr(image: np.ndarray, in_place: bool) -> np.ndarray:
     return image
 
 
+def gif_frame(image: np.ndarray) -> Image.Image:
+    """uint8 gray/gray+alpha/RGB/RGBA (H, W[, C]) -> the palette image a GIF stores.
+
+    GIF holds at most 256 colours and 1-bit transparency: colours are reduced by median cut
+    (Pillow's default for RGB, no dithering), and with alpha, pixels below half opacity take the
+    palette's last index, which is marked transparent (255 colours are left for the rest).
+    """
+    if image.ndim == 2:
+        image = image[:, :, None]
+    colour = image[:, :, :3] if image.shape[2] >= 3 else np.repeat(image[:, :, :1], 3, axis=2)
+    alpha = image[:, :, -1] if image.shape[2] in (2, 4) else None
+    frame = Image.fromarray(np.ascontiguousarray(colour)).quantize(256 if alpha is None else 255)
+    if alpha is not None:
+        palette = frame.getpalette() or []
+        frame.putpalette(palette[:255 * 3] + [0] * (256 * 3 - min(len(palette), 255 * 3)))
+        frame.paste(255, mask=Image.fromarray(np.where(alpha < 128, 255, 0).astype(np.uint8)))
+        frame.info["transparency"] = 255
+    return frame
+
+
+def _save_with_pillow(path: Path, first: Image.Image, **params: object) -> None:
+    """Encode with Pillow into a temporary file renamed onto ``path`` (see :func:`~repsr.atomic.atomic_write`)."""
+    suffix = path.suffix.lower()
+
+    def write(tmp: str) -> None:
+        try:
+            first.save(tmp, format=_PILLOW_FORMATS[suffix], **params)
+        except OSError as exc:
+            if exc.errno is not None:
+                raise  # the storage's failure: atomic_write names it
+            raise ImageError(f"{path}: cannot encode image as {suffix} ({exc})") from None
+        except (ValueError, TypeError) as exc:
+            raise ImageError(f"{path}: cannot encode image as {suffix} ({exc})") from None
+
+    atomic_write(path, write, suffix=f".tmp{suffix}")
+
+
+def write_animation(path: str | Path, frames: list[Image.Image], durations: tuple[float, ...], loop: int | None,
+                    quality: int = 95) -> None:
+    """Write Pillow frames (palette images from :func:`gif_frame` for .gif) as an animated GIF, APNG or WebP.
+
+    Each frame is a whole picture: GIF frames are disposed to the background before the next
+    (a transparent pixel must not show the frame before it), APNG frames replace the canvas.
+    ``loop`` None (a GIF that states none, which plays once) is one play in APNG and WebP,
+    whose encoders would otherwise loop forever. The encoders take every frame before the
+    first byte is written: memory is the frames, in 8 bits (one byte per pixel for GIF).
+    """
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in ANIMATED_SUFFIXES:
+        raise ImageError(f"{path}: {suffix} cannot hold an animation (use {', '.join(ANIMATED_SUFFIXES)})")
+    params: dict[str, object] = {"save_all": True, "append_images": frames[1:],
+                                 "duration": [round(d) for d in durations]}
+    if loop is not None or suffix != ".gif":
+        params["loop"] = 1 if loop is None else loop
+    if suffix == ".gif":
+        params["disposal"] = 2
+    elif suffix == ".webp":
+        params["quality"] = quality
+    _save_with_pillow(path, frames[0], **params)
+
+
 def write_image(path: str | Path, image: np.ndarray, quality: int = 95, reuse: bool = False) -> None:
     """Write a uint8/uint16 (H, W[, C]) gray/gray+alpha/RGB/RGBA array; 16-bit needs PNG or TIFF.
 
     OpenCV's encoder streams rows straight to the file (``imencode`` would hold the whole
     compressed image in memory, twice). It wants BGR: ``reuse=True`` lets it reorder ``image``'s
     channels in place instead of copying an output-sized array, for callers done with ``image``.
+    OpenCV writes neither GIF nor gray + alpha: those go through Pillow (a GIF as :func:`gif_frame`;
+    8-bit gray + alpha as such in PNG and TIFF, as RGBA with equal colour channels elsewhere).
     """
     path = Path(path)
     suffix = path.suffix.lower()
@@ -220,6 +383,12 @@ def write_image(path: str | Path, image: np.ndarray, quality: int = 95, reuse: b
         raise ImageError(f"{path}: unsupported output format '{suffix}'")
     if image.dtype == np.uint16 and suffix not in (".png", ".tif", ".tiff"):
         raise ImageError(f"{path}: 16-bit output needs .png or .tif")
+    if suffix == ".gif":
+        _save_with_pillow(path, gif_frame(image))
+        return
+    if image.ndim == 3 and image.shape[2] == 2 and image.dtype == np.uint8 and suffix in GRAY_ALPHA_SUFFIXES:
+        _save_with_pillow(path, Image.fromarray(image), **({"compression": "tiff_lzw"} if suffix != ".png" else {}))
+        return
     bgr = _to_bgr(image, in_place=reuse)
     params: list[int] = []
     if suffix in (".jpg", ".jpeg"):

@@ -1,7 +1,8 @@
-"""Upscale jobs: files, folders and videos through any :class:`repsr.inference.Upscaler`.
+"""Upscale jobs: files, folders, animations and videos through any :class:`repsr.inference.Upscaler`.
 
-``plan`` pairs inputs with outputs (and refuses plans that would lose a file), ``image`` and ``video``
-do one file each, ``jobs`` runs a plan. The modules import downward only: plan <- image, video <- jobs.
+``plan`` pairs inputs with outputs (and refuses plans that would lose a file or a frame), ``image``,
+``animation`` and ``video`` do one file each, ``jobs`` runs a plan. The modules import downward only:
+plan <- image <- animation; image, animation, video <- jobs.
 """
 
 from repsr.upscale.image import upscale_image_file, upscale_pixels

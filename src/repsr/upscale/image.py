@@ -2,7 +2,8 @@
 
 Why a pipeline around :func:`repsr.inference.upscale_to_pixels`: alpha is upscaled on its own
 (bicubic on the alpha plane, never through the net), a gray image is written back gray, 16-bit
-in gives 16-bit out. What a format cannot keep (alpha in JPEG, 16 bits in JPEG/WebP) is said, per file.
+in gives 16-bit out. What a format cannot keep (alpha in JPEG, 16 bits in JPEG/WebP, gray in WebP,
+colours and smooth alpha in GIF) and what decoding changed (CMYK -> RGB) is said, per file.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import numpy as np
 from rich.progress import Progress
 
 from repsr.errors import UserError
-from repsr.imageio import LoadedImage, quantize, read_image, resize_pixels, write_image
+from repsr.imageio import GRAY_ALPHA_SUFFIXES, LoadedImage, quantize, read_image, resize_pixels, write_image
 from repsr.inference import Upscaler, as_upscaler, plan_tiles, upscale_to_pixels
 from repsr.progress import say, subtask
 from repsr.upscale.plan import Job, UpscaleOptions
@@ -85,23 +86,38 @@ class PreparedImage:
         return self.size[0] * self.size[1] * planes * self.depth // 8
 
 
+def format_warnings(job: Job, suffix: str, gray: bool, alpha: bool, bit_depth: int) -> tuple[str, ...]:
+    """What the output format ``suffix`` cannot keep of a source with these facts, one ``warning:`` line each."""
+    src = job.source
+    warnings = []
+    if alpha and suffix in NO_ALPHA:
+        warnings.append(f"warning: {src}: {suffix} has no transparency; alpha dropped (use --ext png to keep it)")
+    if bit_depth == 16 and suffix not in DEEP:
+        warnings.append(f"warning: {src}: 16-bit image written as 8-bit {suffix} (use --ext png to keep 16 bits)")
+    if gray and suffix == ".webp":
+        warnings.append(f"warning: {src}: .webp has no grayscale; written as {'RGBA' if alpha else 'RGB'} with "
+                        "equal channels (use --ext png to keep it gray)")
+    elif gray and alpha and suffix in GRAY_ALPHA_SUFFIXES and bit_depth == 16:
+        warnings.append(f"warning: {src}: 16-bit gray + alpha written as 16-bit RGBA with equal channels (no encoder "
+                        "here writes 16-bit gray + alpha)")
+    if suffix == ".gif" and src.suffix.lower() != ".gif":
+        warnings.append(f"warning: {src}: .gif holds 256 colours per frame" + (" and 1-bit transparency (alpha "
+                        "thresholded at half)" if alpha else "") + "; use .png or .webp to keep them")
+    return tuple(warnings)
+
+
 def prepare_image(job: Job, scale: int, opts: UpscaleOptions) -> PreparedImage:
     """Decode ``job.source`` and decide the output's size, depth and alpha (no network yet)."""
     image = read_image(job.source)
     suffix = job.target.suffix.lower()
     depth = image.bit_depth if suffix in DEEP else 8
     keep_alpha = image.has_alpha and suffix not in NO_ALPHA
-    warnings = []
-    if image.has_alpha and not keep_alpha:
-        warnings.append(f"warning: {job.source}: {suffix} has no transparency; alpha dropped "
-                        "(use --ext png to keep it)")
-    if image.bit_depth == 16 and depth == 8:
-        warnings.append(f"warning: {job.source}: 16-bit image written as 8-bit {suffix} "
-                        "(use --ext png to keep 16 bits)")
+    warnings = ((f"note: {job.source}: {image.note}",) if image.note else ()) + format_warnings(
+        job, suffix, image.gray, image.has_alpha, image.bit_depth)
     w, h = image.size
     factor = opts.outscale or scale
     size = (max(1, round(w * factor)), max(1, round(h * factor)))
-    return PreparedImage(image, size, depth, keep_alpha, tuple(warnings))
+    return PreparedImage(image, size, depth, keep_alpha, warnings)
 
 
 def compute_image(upscaler: Upscaler, job: Job, prepared: PreparedImage, opts: UpscaleOptions,

@@ -1,4 +1,4 @@
-"""Running planned upscale jobs (images and videos): one bad file is one line, never the end of the run."""
+"""Running planned upscale jobs (images, animations and videos): one bad file is one line, never the end of the run."""
 
 from __future__ import annotations
 
@@ -10,12 +10,23 @@ import numpy as np
 from rich.progress import Progress
 
 from repsr.errors import UserError
+from repsr.imageio import count_frames
 from repsr.inference import Upscaler, as_upscaler
 from repsr.progress import progress_bar, say
+from repsr.upscale.animation import (
+    PreparedAnimation,
+    UpscaledAnimation,
+    compute_animation,
+    prepare_animation,
+    write_animation_output,
+)
 from repsr.upscale.image import PreparedImage, compute_image, prepare_image, write_output
 from repsr.upscale.pipeline import pipelined
 from repsr.upscale.plan import Job, UpscaleOptions, is_video
 from repsr.upscale.video import upscale_video
+
+Prepared = PreparedImage | PreparedAnimation | None  # None: a video (it streams on its own in the compute stage)
+Output = np.ndarray | UpscaledAnimation | None
 
 
 def out_of_memory_hint(tile: int) -> str:
@@ -36,23 +47,33 @@ def _is_out_of_memory(exc: BaseException) -> bool:
         s in text for s in ("out of memory", "can't allocate memory", "insufficient memory", "failed to allocate"))
 
 
-def _read(job: Job, scale: int, opts: UpscaleOptions) -> PreparedImage | None:
-    return None if is_video(job.source) else prepare_image(job, scale, opts)
+def _read(job: Job, scale: int, opts: UpscaleOptions) -> Prepared:
+    if is_video(job.source):
+        return None
+    if count_frames(job.source) > 1:
+        return prepare_animation(job, scale, opts)
+    return prepare_image(job, scale, opts)
 
 
-def _compute(upscaler: Upscaler, job: Job, prepared: PreparedImage | None, opts: UpscaleOptions,
-             progress: Progress | None) -> tuple[str, tuple[str, ...], np.ndarray | None]:
-    """(what was done, warnings, output pixels to write); a video is done whole here (it streams on its own)."""
+def _compute(upscaler: Upscaler, job: Job, prepared: Prepared, opts: UpscaleOptions,
+             progress: Progress | None) -> tuple[str, tuple[str, ...], Output]:
+    """(what was done, warnings, output to write); a video is done whole here (it streams on its own)."""
     if prepared is None:
         frames, size_in, size_out = upscale_video(upscaler, job.source, job.target, opts, progress)
         return f"{frames} frames, {size_in[0]}x{size_in[1]} -> {size_out[0]}x{size_out[1]}", (), None
+    if isinstance(prepared, PreparedAnimation):
+        (w, h), (sw, sh) = prepared.animation.size, prepared.size
+        what = f"{prepared.animation.frames} frames, {w}x{h} -> {sw}x{sh}"
+        return what, prepared.warnings, compute_animation(upscaler, job, prepared, opts, progress)
     (w, h), (sw, sh) = prepared.image.size, prepared.size
     return f"{w}x{h} -> {sw}x{sh}", prepared.warnings, compute_image(upscaler, job, prepared, opts, progress)
 
 
-def _write(job: Job, computed: tuple[str, tuple[str, ...], np.ndarray | None]) -> tuple[str, tuple[str, ...]]:
+def _write(job: Job, computed: tuple[str, tuple[str, ...], Output]) -> tuple[str, tuple[str, ...]]:
     what, warnings, out = computed
-    if out is not None:
+    if isinstance(out, UpscaledAnimation):
+        write_animation_output(job, out)
+    elif out is not None:
         write_output(job, out)
     return what, warnings
 

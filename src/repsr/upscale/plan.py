@@ -3,8 +3,9 @@
 Folders are walked recursively and their relative layout is kept under ``-o``; files inside the
 output folder are never inputs (an output folder inside the input folder is not re-upscaled on
 the next run). Output names are checked before any work: two inputs that would write the same
-file, or an output that would replace an input, are refused. Images and videos are planned
-alike; :mod:`repsr.upscale.image` and :mod:`repsr.upscale.video` do the work.
+file, an output that would replace an input, or an animation written to a format that holds one
+frame, are refused. Images, animations and videos are planned alike; :mod:`repsr.upscale.image`,
+:mod:`repsr.upscale.animation` and :mod:`repsr.upscale.video` do the work.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import av
 from PIL import Image
 
 from repsr.errors import UserError
-from repsr.imageio import IMAGE_SUFFIXES
+from repsr.imageio import ANIMATED_SUFFIXES, IMAGE_SUFFIXES, count_frames
 
 EXTS = ("auto", "png", "jpg", "webp")
 VIDEO_SUFFIXES = (".mp4", ".mkv", ".mov", ".webm", ".avi", ".m4v")
@@ -48,7 +49,8 @@ class Job:
 def input_megapixels(jobs: list[Job]) -> float:
     """Input pixels of the whole run in MP, from file headers (no decoding): what decides whether compiling pays.
 
-    A file whose header cannot be read counts as nothing here; it is reported when its job runs.
+    Every frame of a video or an animation counts. A file whose header cannot be read counts as
+    nothing here; it is reported when its job runs.
     """
     total = 0
     for job in jobs:
@@ -59,7 +61,7 @@ def input_megapixels(jobs: list[Job]) -> float:
                     total += stream.codec_context.width * stream.codec_context.height * (stream.frames or 1)
             else:
                 with Image.open(job.source) as im:
-                    total += im.size[0] * im.size[1]
+                    total += im.size[0] * im.size[1] * int(getattr(im, "n_frames", 1))
     return total / 1e6
 
 
@@ -105,6 +107,14 @@ def plan_jobs(inputs: list[str | Path], output: str | Path, opts: UpscaleOptions
     return jobs
 
 
+def _frames_lost(job: Job) -> int:
+    """Frames ``job`` would drop: an animation's count (from its header) when its target holds one frame, else 0."""
+    if job.source.suffix.lower() not in ANIMATED_SUFFIXES or job.target.suffix.lower() in ANIMATED_SUFFIXES:
+        return 0
+    frames = count_frames(job.source)
+    return frames if frames > 1 else 0
+
+
 def check_jobs(jobs: list[Job]) -> None:
     """Raise before any work if a job cannot be done or would overwrite what another needs."""
     sources = {job.source.resolve(): job for job in jobs}
@@ -114,6 +124,10 @@ def check_jobs(jobs: list[Job]) -> None:
             what = "a video" if is_video(job.source) else "an image"
             raise UserError(f"{job.source}: {what} cannot be written as '{job.target.suffix}' "
                             f"(name the output {job.source.suffix} or give a folder)")
+        if frames := _frames_lost(job):
+            raise UserError(f"{job.source}: an animation ({frames} frames) cannot be written as "
+                            f"'{job.target.suffix}', which keeps one frame; .gif, .png (APNG) and .webp keep them all "
+                            "(name the output so, or use --ext png or --ext webp)")
         target = job.target.resolve()
         if target == job.source.resolve():
             raise UserError(f"{job.source}: output would overwrite the input (use --suffix or another -o)")
