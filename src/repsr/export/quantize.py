@@ -8,6 +8,9 @@ differ by orders of magnitude (the merged identity and 1x1 paths concentrate on 
 which a per-tensor scale would crush -- the known reason merged nets quantize worse than plain ones
 (RepVGG#59, ETDS#5).
 
+``onnx`` is imported where it is used: it costs 0.7 s to import, which every ``repsr`` command would
+otherwise pay through the engine registry.
+
 Choices that matter for SR (measured in docs/deploy.md):
 
 * The network input is an 8-bit image divided by 255, so its quantization is pinned to exactly
@@ -35,9 +38,9 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import onnx
 import torch
 from torch import nn
 
@@ -47,6 +50,9 @@ from repsr.data.crops import load_val_batch
 from repsr.errors import UserError
 from repsr.export.equalize import equalize_ranges
 from repsr.export.onnx import INT8_TARGET_KEY, QUANT_KEY, export_onnx
+
+if TYPE_CHECKING:
+    import onnx
 
 METHODS = ("minmax", "entropy", "percentile")
 ACTIVATIONS = ("uint8", "int8", "uint16", "int16")
@@ -209,6 +215,7 @@ def quantize_onnx(source: str | Path, target: str | Path, batches: list[np.ndarr
     The ``repsr.config`` metadata is carried over (runners need scale and channel order) and
     ``repsr.quantization`` records the options used.
     """
+    import onnx
     from onnxruntime.quantization import QuantFormat, quantize_static
 
     if not batches:
@@ -249,6 +256,8 @@ def quantize_model(model: nn.Module, target: str | Path, batches: list[np.ndarra
 
 def quantization_of(path: str | Path) -> str | None:
     """The recorded quantization options of an ONNX file, or None for a float one."""
+    import onnx
+
     meta = {p.key: p.value for p in onnx.load(str(path), load_external_data=False).metadata_props}
     return meta.get(QUANT_KEY)
 
@@ -265,8 +274,11 @@ def pair_sum_bound(path: str | Path) -> int:
     both operands to int16 before multiplying (``vpmaddwd``, int32 sums): they contribute 0. Independent of the
     CPU at hand, so a test holds every target to it on any machine.
     """
+    import onnx
+    from onnx import numpy_helper
+
     proto = onnx.load(str(path))
-    weights = {init.name: onnx.numpy_helper.to_array(init) for init in proto.graph.initializer}
+    weights = {init.name: numpy_helper.to_array(init) for init in proto.graph.initializer}
     bound = 0
     for node in proto.graph.node:
         w = weights.get(node.input[0]) if node.op_type == "DequantizeLinear" else None

@@ -24,7 +24,13 @@ from torch import Tensor, nn
 from repsr.inference.engines.spec import Engine, LoadRequest, Timed
 from repsr.inference.upscaler import TorchUpscaler, Upscaler, resolve_device, super_resolve
 
-COMPILE_ERRORS = (torch._dynamo.exc.TorchDynamoException, torch._inductor.exc.InductorError)
+
+def compile_errors() -> tuple[type[Exception], ...]:
+    """What a failed compile raises; resolved on first use, as importing torch._dynamo costs ~1 s at startup."""
+    import torch._dynamo.exc
+    import torch._inductor.exc
+
+    return torch._dynamo.exc.TorchDynamoException, torch._inductor.exc.InductorError
 
 
 class CompiledUpscaler:
@@ -57,7 +63,7 @@ class CompiledUpscaler:
         if self._compiled is not None:
             try:
                 return super_resolve(self._compiled, lr).cpu()
-            except COMPILE_ERRORS as exc:
+            except compile_errors() as exc:
                 why = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
                 print(f"warning: torch.compile failed ({why}); running eager", file=sys.stderr)
                 self._compiled = None
