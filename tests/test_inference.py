@@ -181,3 +181,17 @@ def test_a_merged_file_is_not_merged_again_on_load_and_a_training_graph_is() -> 
     training = repsr.create_model("repsr", scale=2, blocks=1, channels=4)
     assert isinstance(merged(training), CompactSR)
     assert isinstance(load_upscaler("repsr-m4c16-x4", "eager").model, CompactSR)  # type: ignore[attr-defined]
+
+
+def test_the_cli_does_not_import_heavy_runtimes_at_startup() -> None:
+    """onnx (0.7 s) and torch._dynamo (1 s) were imported by the engine registry, so every command -- an 8x8
+    upscale included -- paid 1.7 s before its work; runtimes are imported where they are used."""
+    import subprocess
+    import sys
+
+    code = ("import sys, repsr.cli; repsr.cli.build_parser(); import repsr.inference; "
+            "print(sorted(m for m in ('onnx', 'torch._dynamo', 'openvino', 'onnxruntime', 'ncnn', 'coremltools', "
+            "'executorch') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"
