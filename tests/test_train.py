@@ -13,7 +13,7 @@ from repsr.bn import batchnorm_layers, is_bn_frozen
 from repsr.imageio import read_image
 from repsr.reparam.convert import reparameterize
 from repsr.train.config import load_train_config
-from repsr.train.loop import train
+from repsr.train.loop import Trainer, train
 from repsr.train.validate import load_val_sets, validate
 
 ITERS = 30
@@ -201,7 +201,6 @@ def test_init_weights_starts_the_run_from_the_file_and_refuses_another_model(tin
 
     from repsr.errors import ConfigError
     from repsr.models import build_model
-    from repsr.train.loop import Trainer
     from repsr.weights import save_model
 
     config = tiny_config(tiny_set, tmp_path / "run")
@@ -213,3 +212,19 @@ def test_init_weights_starts_the_run_from_the_file_and_refuses_another_model(tin
     save_model(build_model(tiny_config(tiny_set, tmp_path, "model.channels=4").model), tmp_path / "other.safetensors")
     with pytest.raises(ConfigError, match="train.init_weights: .* holds repsr M2C4"):
         Trainer(tiny_config(tiny_set, tmp_path / "run2", f"train.init_weights={tmp_path / 'other.safetensors'}"))
+
+
+def test_a_run_leaves_torch_threads_and_determinism_as_it_found_them(tiny_set, tmp_path):
+    """A library call must not change its caller's process: train.threads and train.deterministic are the
+    run's own settings, undone when run() returns."""
+    before = (torch.get_num_threads(), torch.are_deterministic_algorithms_enabled())
+    torch.set_num_threads(3)
+    try:
+        trainer = Trainer(tiny_config(tiny_set, tmp_path / "run", "train.iters=2", "train.threads=1",
+                                      "train.deterministic=true"))
+        assert torch.get_num_threads() == 1 and torch.are_deterministic_algorithms_enabled()
+        trainer.run()
+        assert torch.get_num_threads() == 3 and not torch.are_deterministic_algorithms_enabled()
+    finally:
+        torch.set_num_threads(before[0])
+        torch.use_deterministic_algorithms(before[1])

@@ -109,6 +109,10 @@ class Trainer:
         self.amp = resolve_amp(config.train.amp, self.device)
         if self.amp == "fp16" and not self.cuda:
             raise UserError("train.amp: fp16 runs on CUDA only; use bf16 on a CPU")
+        # torch's process-wide settings that a run changes; run() puts them back (a library leaves the
+        # caller's threads and determinism as it found them)
+        self._global_state = (torch.get_num_threads(), torch.are_deterministic_algorithms_enabled(),
+                              torch.is_deterministic_algorithms_warn_only_enabled())
         if config.train.threads:
             torch.set_num_threads(config.train.threads)
         seed_everything(config.seed)
@@ -336,9 +340,16 @@ class Trainer:
                 self._finish()
         finally:
             self.reporter.close()
+            self.restore_global_state()
         ddp.shutdown(self.info)
         return TrainResult(self.output, self.iteration, self.reporter.start, self.step_s, self.wait_s,
                            self.switched, dict(self.best), self.model, self.eval_model(), self.state_dict())
+
+    def restore_global_state(self) -> None:
+        """Put torch's thread count and deterministic-algorithms mode back as they were before this Trainer."""
+        threads, deterministic, warn_only = self._global_state
+        torch.set_num_threads(threads)
+        torch.use_deterministic_algorithms(deterministic, warn_only=warn_only)
 
     def _loop(self, stop: int) -> None:
         if self.iteration >= stop:
