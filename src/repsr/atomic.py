@@ -98,3 +98,47 @@ def remove_stale_temps(path: str | Path) -> list[Path]:
     for p in stale:
         p.unlink(missing_ok=True)
     return stale
+
+
+
+def atomic_write_folder(path: str | Path, write: Callable[[str], object]) -> None:
+    """Call ``write(tmp_folder)`` then move the folder onto ``path``: never a half-written folder at ``path``.
+
+    For formats that are folders (Core ML's ``.mlpackage``). The temporary folder ``.<name>.<random>.tmp``
+    lives beside ``path`` and is removed if ``write`` fails. A folder cannot be renamed over a non-empty one,
+    so an existing ``path`` is first renamed aside (into ``.<name>.<random>.old.tmp``), the new folder renamed
+    in, and only then the old one deleted; if the second rename fails the old one is put back. A crash between
+    the two renames leaves no ``path`` and both folders beside it, never a mixture of two versions.
+    The caller decides whether an existing ``path`` may be replaced; errors are as :func:`atomic_write`'s.
+    """
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    except OSError as exc:
+        raise OutputError(f"{path}: cannot write ({why_unwritable(exc)})") from None
+    aside = None
+    try:
+        write(str(tmp))
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o777 & ~umask)  # mkdtemp creates 0700 folders
+        if path.exists():
+            aside = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".old.tmp", dir=path.parent))
+            os.replace(path, aside / path.name)
+        try:
+            os.replace(tmp, path)
+        except BaseException:
+            if aside is not None:
+                os.replace(aside / path.name, path)
+            raise
+    except BaseException as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if aside is not None and not (aside / path.name).exists():  # else the old folder could not go back: keep it
+            shutil.rmtree(aside, ignore_errors=True)
+        reason = storage_failure(exc, path.parent) if isinstance(exc, Exception) else None
+        if reason is not None:
+            raise OutputError(f"{path}: cannot write ({reason})") from None
+        raise
+    if aside is not None:
+        shutil.rmtree(aside, ignore_errors=True)

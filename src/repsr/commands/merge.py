@@ -4,9 +4,11 @@ The output format follows OUT's suffix, and each suffix belongs to one engine of
 :mod:`repsr.inference.engines`: ``.safetensors`` (repsr's format, rebuilds itself), ``.pth`` with
 ``--format compact`` (``{"params": ...}``, loads in Real-ESRGAN, chaiNNer and spandrel as
 SRVGGNetCompact), ``.onnx`` (onnxruntime and others; see :mod:`repsr.export.onnx`), ``.xml``
-(OpenVINO IR, written with its ``.bin`` beside it; dynamic H/W, fp32 weights) or ``.param`` (ncnn, with its
+(OpenVINO IR, written with its ``.bin`` beside it; dynamic H/W, fp32 weights), ``.param`` (ncnn, with its
 ``.bin``: Upscayl and realesrgan-ncnn-vulkan load it; ``--precision fp16`` halves the ``.bin``; see
-:mod:`repsr.export.ncnn`).
+:mod:`repsr.export.ncnn`), ``.mlpackage`` (Core ML ML Program for Xcode, flexible H/W, fp32 or fp16; see
+:mod:`repsr.export.coreml`) or ``.pte`` (ExecuTorch with XNNPACK, for Android/iOS apps, fp32 or fp16; see
+:mod:`repsr.export.executorch`). ``docs/deploy.md`` maps each format to the apps that load it.
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ from repsr.reparam.convert import reparameterize
 from repsr.weights import load_model, read_metadata
 
 SIBLING_BIN = (".xml", ".param")  # formats written with a .bin beside them
+# formats that fold a BGR net's order into an RGB file and cannot carry it otherwise: the order must be known
+RGB_FILES = (".param", ".mlpackage", ".pte")
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -35,7 +39,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="for .pth output: 'compact' writes Real-ESRGAN's {'params': state_dict} layout")
     p.add_argument("--opset", type=int, default=18, help="ONNX opset for .onnx output (default 18)")
     p.add_argument("--precision", choices=sorted({p for e in ENGINES.values() for p in e.export_precisions}),
-                   default="fp32", help="weights stored as (fp16: .param only, half the .bin; default fp32)")
+                   default="fp32", help="weights stored as (fp16: .param, .mlpackage, .pte; default fp32)")
     p.add_argument("--bgr", action="store_true",
                    help="the weights expect BGR input (the official Bicubic++ .pth, which cannot say so)")
     p.add_argument("--check", action="store_true", help="verify the merged net against the input on a random image")
@@ -59,9 +63,9 @@ def run(args: argparse.Namespace) -> int:
         raise UserError("a .pth output needs --format compact (repsr's own format is .safetensors)")
     path = model_path(args.input)
     model = load_model(path, bgr=True if args.bgr else None)
-    if suffix == ".param" and model.config.arch == "bicubic_pp" and not args.bgr and not _states_config(path):
-        raise UserError(f"{path}: a Bicubic++ file that cannot say its channel order, and an ncnn file cannot carry "
-                        "it: pass --bgr for the official (BGR-trained) release, or merge to .safetensors first if RGB")
+    if suffix in RGB_FILES and model.config.arch == "bicubic_pp" and not args.bgr and not _states_config(path):
+        raise UserError(f"{path}: a Bicubic++ file that cannot say its channel order, and a {suffix} file is always "
+                        "RGB: pass --bgr for the official (BGR-trained) release, or merge to .safetensors first if RGB")
     merged = reparameterize(model).eval()
     if args.check:
         diff = _check_equal(model, merged)

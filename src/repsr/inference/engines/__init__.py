@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from repsr.errors import UserError
-from repsr.inference.engines import ncnn, onnxruntime, openvino, torch_compile, torch_eager
+from repsr.inference.engines import coreml, executorch, ncnn, onnxruntime, openvino, torch_compile, torch_eager
 from repsr.inference.engines.spec import PRECISIONS, Engine, LoadRequest, Timed, merged
 
 ENGINES: dict[str, Engine] = {e.name: e for e in (
@@ -20,6 +20,8 @@ ENGINES: dict[str, Engine] = {e.name: e for e in (
     onnxruntime.ENGINE,
     openvino.ENGINE,
     ncnn.ENGINE,
+    executorch.ENGINE,
+    coreml.ENGINE,
 )}
 ALIASES = {"torch": "eager", "onnxruntime": "onnx", "ov": "openvino"}  # earlier releases' names, short names
 BACKENDS = ("auto", *ENGINES)

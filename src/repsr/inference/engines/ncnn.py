@@ -54,7 +54,7 @@ PASS_THROUGH = {"Input", "Split"}  # layers whose outputs are their inputs: noth
 
 
 @contextlib.contextmanager
-def _stderr_captured() -> Iterator[list[str]]:
+def stderr_captured() -> Iterator[list[str]]:
     """Collect what C code writes to file descriptor 2 (ncnn's loader messages, the Vulkan probe's dlopen errors)
     so a failure becomes one line; the lines are in the yielded list afterwards."""
     lines: list[str] = []
@@ -76,7 +76,7 @@ def vulkan_devices() -> int:
     """Vulkan GPUs ncnn can use here (0 without a driver; the probe's complaints are kept off the terminal)."""
     import ncnn
 
-    with _stderr_captured():
+    with stderr_captured():
         return int(ncnn.get_gpu_count())
 
 
@@ -119,7 +119,7 @@ class NcnnUpscaler:
         net.opt.use_fp16_arithmetic = net.opt.use_bf16_storage = False
         if threads:
             net.opt.num_threads = threads
-        with tempfile.TemporaryDirectory() as tmp, _stderr_captured() as said:
+        with tempfile.TemporaryDirectory() as tmp, stderr_captured() as said:
             if self.emulate_fp16:
                 weights = _rounded_weights(layers, weights, Path(tmp), path or param)
             failed = net.load_param(str(param)) != 0 or net.load_model(str(weights)) != 0

@@ -75,7 +75,7 @@ class Engine:
 
     name: str  # the ``--backend`` value
     runtime: str  # what the user reads in tables: "PyTorch eager", "OpenVINO", ...
-    loader: Callable[[LoadRequest], Upscaler]
+    loader: Callable[[LoadRequest], Upscaler] | None  # None: repsr writes its files but cannot run them here
     reads: tuple[str, ...] = ()  # model file suffixes it runs as they are (beyond PyTorch weights)
     writes: tuple[str, ...] = ()  # ``repsr merge -o`` suffixes it exports
     exporter: Callable[..., list[str] | None] | None = None  # (merged net, path[, precision=]) -> notes for the user
@@ -89,6 +89,7 @@ class Engine:
     emulated: tuple[str, ...] = ()  # precisions it reproduces where not native, for their PSNR (never for speed)
     bench: BenchRows | None = None  # its rows in ``repsr bench`` for a merged network on an input
     bench_file: BenchFile | None = None  # its row for a model file it reads (``repsr bench --model x.onnx``)
+    runs_on: str = ""  # where the files run, for an engine without a loader (the error says it)
 
     def installed(self) -> bool:
         return self.package is None or importlib.util.find_spec(self.package) is not None
@@ -112,6 +113,10 @@ class Engine:
                             f"emulated it is slower than fp32): use --precision fp32")
 
     def load(self, request: LoadRequest) -> Upscaler:
+        if self.loader is None:
+            made = f" (repsr merge MODEL -o name{self.writes[0]})" if self.writes else ""
+            raise UserError(f"--backend {self.name}: repsr writes {self.runtime} files{made} but cannot run them; "
+                            f"{self.runs_on}")
         self.require()
         self.check_precision(request.precision)
         device = str(request.device or "cpu")
