@@ -23,6 +23,8 @@ class SwitchableBatchNorm2d(nn.BatchNorm2d):
     ``gamma``/``beta`` (unless the caller sets ``requires_grad=False``).
     """
 
+    frozen: Tensor  # a bool scalar buffer (registered in __init__)
+
     def __init__(self, num_features: int, eps: float = 1e-5, momentum: float | None = 0.1) -> None:
         super().__init__(num_features, eps=eps, momentum=momentum)
         self.register_buffer("frozen", torch.zeros((), dtype=torch.bool))

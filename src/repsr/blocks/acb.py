@@ -19,7 +19,8 @@ class ACBlock(RepBlock):
         self.horizontal = ConvBN(in_channels, out_channels, (1, 3))
 
     def forward_branches(self, x: Tensor) -> Tensor:
-        return self.square(x) + self.vertical(x) + self.horizontal(x)
+        out: Tensor = self.square(x) + self.vertical(x) + self.horizontal(x)
+        return out
 
     def output_norms(self) -> list[nn.modules.batchnorm._BatchNorm]:
         return [self.square.bn, self.vertical.bn, self.horizontal.bn]

@@ -18,7 +18,8 @@ class ConvBN(nn.Module):
         self.bn = SwitchableBatchNorm2d(out_channels)
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.bn(self.conv(x))
+        out: Tensor = self.bn(self.conv(x))
+        return out
 
     def equivalent_kernel_bias(self) -> K.KernelBias:
         return K.fuse_bn(K.from_conv(self.conv), self.bn)

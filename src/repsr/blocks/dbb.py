@@ -19,6 +19,8 @@ class _IdentityConvBN(nn.Module):
     branch then begins as a plain 3x3 conv + BN on the block's input instead of a random mixing.
     """
 
+    eye: Tensor  # the identity kernel, a non-persistent buffer
+
     def __init__(self, channels: int) -> None:
         super().__init__()
         self.delta = nn.Parameter(torch.zeros(channels, channels, 1, 1))
@@ -26,7 +28,8 @@ class _IdentityConvBN(nn.Module):
         self.bn = SwitchableBatchNorm2d(channels)
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.bn(F.conv2d(x, self.delta + self.eye))
+        out: Tensor = self.bn(F.conv2d(x, self.delta + self.eye))
+        return out
 
     def equivalent_kernel_bias(self) -> K.KernelBias:
         kernel = self.delta + self.eye
@@ -52,20 +55,20 @@ class _OneByOneThen(nn.Module):
         identity_first = not pool and mid_channels == in_channels
         self.first = _IdentityConvBN(in_channels) if identity_first else ConvBN(in_channels, mid_channels, 1)
         self.pad = K.BiasPad(1)
-        self.pool = pool
         self.op = nn.AvgPool2d(3, stride=1) if pool else nn.Conv2d(mid_channels, out_channels, 3, bias=False)
         self.bn = SwitchableBatchNorm2d(out_channels)
 
     def forward(self, x: Tensor) -> Tensor:
         first = self.first(x)
-        return self.bn(self.op(self.pad(first, self.first.equivalent_kernel_bias().bias)))
+        out: Tensor = self.bn(self.op(self.pad(first, self.first.equivalent_kernel_bias().bias)))
+        return out
 
     def equivalent_kernel_bias(self) -> K.KernelBias:
         first = self.first.equivalent_kernel_bias()
-        if self.pool:
-            second = K.avg_pool(self.bn.num_features, 3, like=first.kernel)
-        else:
+        if isinstance(self.op, nn.Conv2d):
             second = K.from_conv(self.op)
+        else:
+            second = K.avg_pool(self.bn.num_features, 3, like=first.kernel)
         return K.fuse_bn(K.compose_1x1_kxk(first, second), self.bn)
 
 
@@ -79,11 +82,12 @@ class DBBlock(RepBlock):
         self.avg = _OneByOneThen(in_channels, out_channels, out_channels, pool=True)
         self.pointwise_square = _OneByOneThen(in_channels, in_channels, out_channels, pool=False)
 
-    def _branches(self) -> tuple[nn.Module, ...]:
+    def _branches(self) -> tuple[ConvBN | _OneByOneThen, ...]:
         return (self.square, self.pointwise, self.avg, self.pointwise_square)
 
     def forward_branches(self, x: Tensor) -> Tensor:
-        return sum(branch(x) for branch in self._branches())
+        out: Tensor = sum(branch(x) for branch in self._branches())
+        return out
 
     def output_norms(self) -> list[nn.modules.batchnorm._BatchNorm]:
         return [self.square.bn, self.pointwise.bn, self.avg.bn, self.pointwise_square.bn]

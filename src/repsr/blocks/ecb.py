@@ -20,7 +20,8 @@ class _ExpandThen3x3(nn.Module):
         self.square = nn.Conv2d(mid_channels, out_channels, 3)
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.square(self.pad(self.pointwise(x), self.pointwise.bias))
+        out: Tensor = self.square(self.pad(self.pointwise(x), self.pointwise.bias))
+        return out
 
     def equivalent_kernel_bias(self) -> K.KernelBias:
         return K.compose_1x1_kxk(K.from_conv(self.pointwise), K.from_conv(self.square))
@@ -63,8 +64,8 @@ class ECBlock(RepBlock):
         self.laplacian = _EdgeBranch(in_channels, out_channels, K.LAPLACIAN)
 
     def forward_branches(self, x: Tensor) -> Tensor:
-        out = self.square(x) + self.expand_square(x)
-        return out + self.sobel_x(x) + self.sobel_y(x) + self.laplacian(x)
+        out: Tensor = self.square(x) + self.expand_square(x) + self.sobel_x(x) + self.sobel_y(x) + self.laplacian(x)
+        return out
 
     def zero_init_output(self) -> None:
         """Zero every branch's contribution: the 3x3, the 1x1->3x3's 3x3 and bias, the masks' scale and bias.
@@ -78,6 +79,7 @@ class ECBlock(RepBlock):
             tensors += [branch.scale, branch.bias]
         with torch.no_grad():
             for t in tensors:
+                assert t is not None  # every conv here is built with bias=True
                 t.zero_()
 
     def equivalent_kernel_bias(self) -> K.KernelBias:

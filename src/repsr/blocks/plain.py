@@ -17,11 +17,13 @@ class PlainBlock(RepBlock):
         self.conv = nn.Conv2d(in_channels, out_channels, 3, padding=1)
 
     def forward_branches(self, x: Tensor) -> Tensor:
-        return self.conv(x)
+        out: Tensor = self.conv(x)
+        return out
 
     def zero_init_output(self) -> None:
         """Zero weight and bias: the network starts as its nearest-neighbour skip, like the BN families."""
         nn.init.zeros_(self.conv.weight)
+        assert self.conv.bias is not None  # built with bias=True
         nn.init.zeros_(self.conv.bias)
 
     def equivalent_kernel_bias(self) -> K.KernelBias:
@@ -36,7 +38,8 @@ class PlainBNBlock(RepBlock):
         self.branch = ConvBN(in_channels, out_channels, 3)
 
     def forward_branches(self, x: Tensor) -> Tensor:
-        return self.branch(x)
+        out: Tensor = self.branch(x)
+        return out
 
     def output_norms(self) -> list[nn.modules.batchnorm._BatchNorm]:
         return [self.branch.bn]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 from torch import Tensor, nn
 
 from repsr.bn import SwitchableBatchNorm2d
@@ -24,7 +26,7 @@ class ExpandSqueeze(nn.Module):
         self.squeeze_bn = SwitchableBatchNorm2d(out_channels) if bn_after_squeeze else None
 
     def forward(self, x: Tensor) -> Tensor:
-        y = self.squeeze(self.expand_bn(self.expand(x)))
+        y: Tensor = self.squeeze(self.expand_bn(self.expand(x)))
         return self.squeeze_bn(y) if self.squeeze_bn is not None else y
 
     def equivalent_kernel_bias(self) -> K.KernelBias:
@@ -62,24 +64,28 @@ class RepSRBlock(RepBlock):
         )
         self.has_identity = identity and in_channels == out_channels
 
+    def _path_list(self) -> list[ExpandSqueeze]:
+        return cast("list[ExpandSqueeze]", list(self.paths))  # nn.ModuleList is untyped; __init__ fills it
+
     def forward_branches(self, x: Tensor) -> Tensor:
-        out = sum(path(x) for path in self.paths)
+        out: Tensor = sum(path(x) for path in self.paths)
         return out + x if self.has_identity else out
 
     def output_norms(self) -> list[nn.modules.batchnorm._BatchNorm]:
-        return [p.squeeze_bn for p in self.paths if p.squeeze_bn is not None]
+        return [p.squeeze_bn for p in self._path_list() if p.squeeze_bn is not None]
 
     def zero_init_output(self) -> None:
         """Zero the 1x1 squeeze right after each path's BN (or the BN after it, when there is one)."""
         if self.output_norms():
             super().zero_init_output()
             return
-        for path in self.paths:
+        for path in self._path_list():
             nn.init.zeros_(path.squeeze.weight)
+            assert path.squeeze.bias is not None  # without a squeeze BN the 1x1 carries the bias
             nn.init.zeros_(path.squeeze.bias)
 
     def equivalent_kernel_bias(self) -> K.KernelBias:
-        pairs = [path.equivalent_kernel_bias() for path in self.paths]
+        pairs = [path.equivalent_kernel_bias() for path in self._path_list()]
         if self.has_identity:
             pairs.append(K.identity(self.out_channels, 3, like=pairs[0].kernel))
         return K.add(*pairs)

@@ -20,11 +20,11 @@ class RepVGGBlock(RepBlock):
         self.identity_bn = SwitchableBatchNorm2d(out_channels) if in_channels == out_channels else None
 
     def forward_branches(self, x: Tensor) -> Tensor:
-        out = self.conv3x3(x) + self.conv1x1(x)
+        out: Tensor = self.conv3x3(x) + self.conv1x1(x)
         return out + self.identity_bn(x) if self.identity_bn is not None else out
 
     def output_norms(self) -> list[nn.modules.batchnorm._BatchNorm]:
-        norms = [self.conv3x3.bn, self.conv1x1.bn]
+        norms: list[nn.modules.batchnorm._BatchNorm] = [self.conv3x3.bn, self.conv1x1.bn]
         return norms + [self.identity_bn] if self.identity_bn is not None else norms
 
     def equivalent_kernel_bias(self) -> K.KernelBias:

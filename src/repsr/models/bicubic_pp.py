@@ -59,6 +59,6 @@ class BicubicPP(ModelFacts, nn.Module):
             x = F.pad(x, (0, pad_w, 0, pad_h), mode="replicate")
         x0 = self.act(self.conv0(x))
         y = self.act(self.conv2(self.act(self.conv1(x0)))) + x0
-        out = self.shuffle(self.conv_out(y))
+        out: Tensor = self.shuffle(self.conv_out(y))
         s = self.config.scale
         return out[..., : h * s, : w * s]

@@ -10,7 +10,6 @@ Both compute ``PixelShuffle(tail(act(body(... act(head(x)))))) + nearest_upsampl
 
 from __future__ import annotations
 
-import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
@@ -57,10 +56,11 @@ class RepVGGSR(ModelFacts, Fusable):
             self.tail.zero_init_output()
 
     def forward(self, x: Tensor) -> Tensor:
-        y = self.head_act(self.head(x))
+        y: Tensor = self.head_act(self.head(x))
         for block, act in zip(self.stages, self.stage_acts, strict=True):
             y = act(block(y))
-        return self.shuffle(self.tail(y)) + F.interpolate(x, scale_factor=self.config.scale, mode="nearest")
+        out: Tensor = self.shuffle(self.tail(y)) + F.interpolate(x, scale_factor=self.config.scale, mode="nearest")
+        return out
 
     def fuse(self) -> CompactSR:
         """A new :class:`CompactSR` equal to this net in inference mode; this net is untouched.
@@ -76,13 +76,11 @@ class RepVGGSR(ModelFacts, Fusable):
         deploy = CompactSR(config).to(device=param.device, dtype=param.dtype)
         blocks = [self.head, *self.stages, self.tail]
         acts = [self.head_act, *self.stage_acts]
-        with torch.no_grad():
-            for i, block in enumerate(blocks):
-                conv = block.fuse()
-                deploy.body[2 * i].weight.copy_(conv.weight)
-                deploy.body[2 * i].bias.copy_(conv.bias)
-            for i, act in enumerate(acts):
-                deploy.body[2 * i + 1].weight.copy_(act.weight)
+        # load_state_dict copies under no_grad, casting to the deploy net's dtype, and checks names and shapes
+        for i, block in enumerate(blocks):
+            deploy.body[2 * i].load_state_dict(block.fuse().state_dict())
+        for i, act in enumerate(acts):
+            deploy.body[2 * i + 1].load_state_dict(act.state_dict())
         return deploy.train(self.training)
 
 
@@ -113,4 +111,5 @@ class CompactSR(ModelFacts, nn.Module):
         y = x
         for layer in self.body:
             y = layer(y)
-        return self.upsampler(y) + F.interpolate(x, scale_factor=self.config.scale, mode="nearest")
+        out: Tensor = self.upsampler(y) + F.interpolate(x, scale_factor=self.config.scale, mode="nearest")
+        return out

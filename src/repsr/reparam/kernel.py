@@ -160,6 +160,7 @@ def to_conv(pair: KernelBias) -> nn.Conv2d:
     out_ch, in_ch, kh, kw = pair.kernel.shape
     conv = nn.Conv2d(in_ch, out_ch, (kh, kw), padding=(kh // 2, kw // 2), bias=True)
     conv = conv.to(device=pair.kernel.device, dtype=pair.kernel.dtype)
+    assert conv.bias is not None  # built with bias=True
     with torch.no_grad():
         conv.weight.copy_(pair.kernel.detach())
         conv.bias.copy_(pair.bias.detach())
