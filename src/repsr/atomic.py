@@ -43,8 +43,8 @@ def storage_failure(exc: BaseException, folder: Path) -> str | None:
     except OSError:
         free = None
     if any(words in str(exc) for words in FULL_DISK_WORDS) or (free is not None and free < LOW_SPACE):
-        low = free is not None and free < LOW_SPACE
-        return "no space left on the device" + (f" ({free >> 10} KiB free)" if low else "")
+        left = f" ({free >> 10} KiB free)" if free is not None and free < LOW_SPACE else ""
+        return "no space left on the device" + left
     if "Permission denied" in str(exc):
         return "permission denied"
     return None

@@ -24,6 +24,12 @@ class SwitchableBatchNorm2d(nn.BatchNorm2d):
     """
 
     frozen: Tensor  # a bool scalar buffer (registered in __init__)
+    # Built with track_running_stats=True and affine=True, so none of these is ever None
+    running_mean: Tensor
+    running_var: Tensor
+    num_batches_tracked: Tensor
+    weight: nn.Parameter
+    bias: nn.Parameter
 
     def __init__(self, num_features: int, eps: float = 1e-5, momentum: float | None = 0.1) -> None:
         super().__init__(num_features, eps=eps, momentum=momentum)

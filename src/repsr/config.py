@@ -13,13 +13,16 @@ import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import yaml
 
 from repsr.errors import ConfigError
 
-T = TypeVar("T")
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
+T = TypeVar("T", bound="DataclassInstance")
 
 
 @dataclass(frozen=True)
@@ -75,7 +78,7 @@ def _type_name(tp: Any) -> str:
 def _check_value(tp: Any, value: Any, key: str, source: str) -> Any:
     """Return ``value`` converted to ``tp`` or raise a ConfigError naming ``key``."""
     origin = typing.get_origin(tp)
-    if dataclasses.is_dataclass(tp):
+    if isinstance(tp, type) and dataclasses.is_dataclass(tp):
         if not isinstance(value, dict):
             raise ConfigError(f"{source}: '{key}' must be a mapping, got {type(value).__name__}")
         return from_dict(tp, value, source, prefix=f"{key}.")
@@ -130,7 +133,7 @@ def from_dict(cls: type[T], data: dict[str, Any], source: str = "<config>", pref
     if not isinstance(data, dict):
         raise ConfigError(f"{source}: expected a mapping at '{prefix or '<top>'}', got {type(data).__name__}")
     hints = typing.get_type_hints(cls)
-    fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    fields = {f.name: f for f in dataclasses.fields(cls)}
     unknown = sorted(set(data) - set(fields))
     if unknown:
         raise ConfigError(f"{source}: unknown key '{prefix}{unknown[0]}' (known: {', '.join(sorted(fields))})")
@@ -161,7 +164,7 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
 
 def apply_overrides(data: dict[str, Any], overrides: list[str], source: str = "--set") -> dict[str, Any]:
     """Apply ``key.sub=value`` overrides (values parsed as YAML scalars/lists) to a nested dict."""
-    out = json.loads(json.dumps(data))  # deep copy of plain data
+    out: dict[str, Any] = json.loads(json.dumps(data))  # deep copy of plain data
     for item in overrides:
         if "=" not in item:
             raise ConfigError(f"{source}: '{item}' is not of the form key=value")
@@ -182,7 +185,7 @@ def apply_overrides(data: dict[str, Any], overrides: list[str], source: str = "-
 
 def replace(config: T, **changes: Any) -> T:
     """``dataclasses.replace`` under a name that reads well at call sites."""
-    return dataclasses.replace(config, **changes)  # type: ignore[type-var]
+    return dataclasses.replace(config, **changes)
 
 
 __all__ = ["ModelConfig", "from_dict", "load_yaml", "apply_overrides", "replace", "field"]

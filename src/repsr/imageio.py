@@ -256,7 +256,7 @@ def from_array(arr: np.ndarray, name: str = "<array>") -> LoadedImage:
 def quantize(x: np.ndarray, bit_depth: int) -> np.ndarray:
     """Float in [0, 1] -> uint8/uint16 by rounding to nearest (values outside are clipped)."""
     peak, dtype = (65535.0, np.uint16) if bit_depth == 16 else (255.0, np.uint8)
-    y = np.multiply(x, peak, dtype=np.float32 if x.dtype == np.float32 else np.float64)
+    y: np.ndarray = np.multiply(x, peak, dtype=np.float32 if x.dtype == np.float32 else np.float64)
     np.rint(y, out=y)  # one temporary, not three: this runs on whole network outputs
     np.clip(y, 0, peak, out=y)
     return y.astype(dtype)

@@ -18,13 +18,14 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from repsr.data.datasets import find_dataset
-from repsr.data.degrade import degrade, modcrop
+from repsr.data.degrade import DegradeKind, degrade, modcrop
 from repsr.data.images import Pair
 from repsr.data.imresize import imresize
 from repsr.evaluate import build_datasets, score_sets
@@ -60,7 +61,8 @@ def score_value(psnr: float, psnr_bicubic: float, ms: float) -> float:
         raise ValueError(f"runtime must be a positive number of milliseconds, got {ms}")
     if not psnr > psnr_bicubic:
         return 0.0
-    return 2.0 * 2.0 ** (psnr - psnr_bicubic) / (0.1 * math.sqrt(ms))
+    gain: float = 2.0 ** (psnr - psnr_bicubic)  # a float: typeshed types float ** float as Any (it may be complex)
+    return 2.0 * gain / (0.1 * math.sqrt(ms))
 
 
 def challenge_score(psnr: float, psnr_bicubic: float, ms: float, kernel_name: str) -> ChallengeScore:
@@ -74,7 +76,7 @@ def challenge_score(psnr: float, psnr_bicubic: float, ms: float, kernel_name: st
     return ChallengeScore(score_value(psnr, psnr_bicubic, ms), psnr, psnr_bicubic, ms, kernel_name)
 
 
-def bench_score_lines(result: dict, psnr: float, psnr_bicubic: float, kernel: str) -> list[str]:
+def bench_score_lines(result: dict[str, Any], psnr: float, psnr_bicubic: float, kernel: str) -> list[str]:
     """One ``NTIRE score`` line per network row of a ``repsr bench`` result at 1280x720x3.
 
     The challenge timed exactly that input (720p -> 4K, x3), on a GPU in fp16; a CPU time gives a
@@ -98,7 +100,8 @@ def torch_bicubic(lr: np.ndarray, scale: int) -> np.ndarray:
     x = x[None, None] if lr.ndim == 2 else x.permute(2, 0, 1)[None]
     y = F.interpolate(x, scale_factor=scale, mode="bicubic", align_corners=False)[0]
     y = y[0] if lr.ndim == 2 else y.permute(1, 2, 0)
-    return np.clip(np.rint(y.numpy()), 0, 255).astype(np.uint8)
+    out: np.ndarray = np.clip(np.rint(y.numpy()), 0, 255).astype(np.uint8)
+    return out
 
 
 def matlab_bicubic_up(lr: np.ndarray, scale: int) -> np.ndarray:
@@ -106,7 +109,7 @@ def matlab_bicubic_up(lr: np.ndarray, scale: int) -> np.ndarray:
     return imresize(lr, scale)
 
 
-def degraded(pair: Pair, scale: int, degradation: str) -> Pair:
+def degraded(pair: Pair, scale: int, degradation: DegradeKind) -> Pair:
     """``pair`` as scored under ``degradation``: as it is for ``"bicubic"`` (the set's own MATLAB LR),
     else LR made from the mod-cropped HR by :func:`repsr.data.degrade.degrade` (``"ntire"``)."""
     if degradation == "bicubic":
@@ -115,7 +118,7 @@ def degraded(pair: Pair, scale: int, degradation: str) -> Pair:
     return Pair(hr=hr, lr=degrade(hr, scale, kind=degradation), name=pair.name)
 
 
-def samples(folder: str | Path, scale: int, degradation: str) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+def samples(folder: str | Path, scale: int, degradation: DegradeKind) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """``(hr, lr)`` uint8 pairs of a set under ``degradation`` (see :func:`degraded`)."""
     for pair in find_dataset(folder, scale):
         scored = degraded(pair, scale, degradation)
@@ -123,7 +126,7 @@ def samples(folder: str | Path, scale: int, degradation: str) -> Iterator[tuple[
 
 
 def score_methods(methods: dict[str, Upscale], folder: str | Path, scale: int,
-                  degradation: str) -> dict[str, dict[str, float]]:
+                  degradation: DegradeKind) -> dict[str, dict[str, float]]:
     """Mean PSNR per method: ``y`` (Y channel, crop border = scale, the field's convention) and
     ``rgb`` (RGB, no border crop, the NTIRE protocol). Every method sees the very same LR."""
     metrics = {"y": lambda sr, hr: psnr(sr, hr, scale, y_channel=True),

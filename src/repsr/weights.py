@@ -17,21 +17,21 @@ import warnings
 from pathlib import Path
 
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file, safe_open, save_file
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
 from repsr.atomic import atomic_write
 from repsr.config import ModelConfig
 from repsr.errors import UserError, WeightsError
-from repsr.models import build_model
+from repsr.models import build_model, config_of
 
 FORMAT = "repsr-1"
 
 
 def save_model(model: nn.Module, path: str | Path, metadata: dict[str, str] | None = None) -> None:
     """Write ``model``'s weights and config to ``path`` (safetensors), atomically."""
-    config: ModelConfig = model.config  # type: ignore[assignment]
+    config = config_of(model)
     tensors = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
     meta = {"format": FORMAT, "config": config.to_json(), **(metadata or {})}
     atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata=meta))
@@ -39,8 +39,7 @@ def save_model(model: nn.Module, path: str | Path, metadata: dict[str, str] | No
 
 def save_compact_pth(model: nn.Module, path: str | Path) -> None:
     """Write a merged VGG-style net as ``{"params": state_dict}``, Real-ESRGAN/chaiNNer's layout."""
-    config: ModelConfig = model.config  # type: ignore[assignment]
-    if config.arch != "compact":
+    if config_of(model).arch != "compact":
         raise WeightsError("only a merged (compact) network can be written in the Compact .pth layout")
     state = {k: v.detach().to("cpu").float().contiguous() for k, v in model.state_dict().items()}
     atomic_write(path, lambda tmp: torch.save({"params": state}, tmp))
@@ -72,9 +71,10 @@ _BACKBONE_KEY = re.compile(r"backbone\.(\d+)\.([01])\.(weight|bias)")
 
 def is_backbone_layout(state: dict[str, Tensor]) -> bool:
     """A merged plain ECBSR (ETDS's release): ``backbone.{i}.0`` convs, ``backbone.{i}.1`` PReLUs, last conv alone."""
-    if not state or not all(_BACKBONE_KEY.fullmatch(k) for k in state):
+    matches = [_BACKBONE_KEY.fullmatch(k) for k in state]
+    if not matches or None in matches:
         return False
-    last = max(int(_BACKBONE_KEY.fullmatch(k).group(1)) for k in state)  # type: ignore[union-attr]
+    last = max(int(m.group(1)) for m in matches if m is not None)
     prelus = [f"backbone.{i}.1.weight" for i in range(last)]
     return all(k in state and state[k].dim() == 1 for k in prelus) and f"backbone.{last}.1.weight" not in state
 
@@ -87,7 +87,10 @@ def backbone_to_compact(state: dict[str, Tensor]) -> dict[str, Tensor]:
     """
     renamed = {}
     for key, value in state.items():
-        index, part, kind = _BACKBONE_KEY.fullmatch(key).groups()  # type: ignore[union-attr]
+        match = _BACKBONE_KEY.fullmatch(key)
+        if match is None:
+            raise WeightsError(f"'{key}' is not a backbone.{{i}}.{{0,1}} key")
+        index, part, kind = match.groups()
         renamed[f"body.{2 * int(index) + int(part)}.{kind}"] = value
     return renamed
 

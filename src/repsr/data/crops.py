@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from repsr.data.degrade import degrade, modcrop
+from repsr.data.degrade import DegradeKind, degrade, modcrop
 from repsr.data.images import list_hr_images
 from repsr.errors import UserError
 from repsr.imageio import read_uint8
@@ -46,7 +46,7 @@ def _crop_pair(hr: np.ndarray, lr: np.ndarray, scale: int, crop: int) -> tuple[n
     return hr[scale * y:scale * (y + crop), scale * x:scale * (x + crop)], lr[y:y + crop, x:x + crop]
 
 
-def load_val_batch(folders: list[str], scale: int, degradation: str = "ntire", jpeg_quality: int = 90,
+def load_val_batch(folders: list[str], scale: int, degradation: DegradeKind = "ntire", jpeg_quality: int = 90,
                    max_images: int | None = 8, crop: int = 96) -> ValBatch:
     """Degrade up to ``max_images`` HR images per folder and keep aligned ``crop`` x ``crop`` LR crops."""
     lrs, hrs, names = [], [], []

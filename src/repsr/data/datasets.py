@@ -45,7 +45,8 @@ class PairFiles:
 
 def _match_channels(lr: np.ndarray, gray: bool) -> np.ndarray:
     if gray and lr.ndim == 3:
-        return np.rint(lr.astype(np.float64).mean(axis=2)).astype(np.uint8)
+        gray_lr: np.ndarray = np.rint(lr.astype(np.float64).mean(axis=2)).astype(np.uint8)
+        return gray_lr
     if not gray and lr.ndim == 2:
         return np.repeat(lr[:, :, None], 3, axis=2)
     return lr

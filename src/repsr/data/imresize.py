@@ -28,7 +28,8 @@ def cubic(x: np.ndarray) -> np.ndarray:
     ax2, ax3 = ax * ax, ax * ax * ax
     near = (1.5 * ax3 - 2.5 * ax2 + 1.0) * (ax <= 1)
     far = (-0.5 * ax3 + 2.5 * ax2 - 4.0 * ax + 2.0) * ((ax > 1) & (ax <= 2))
-    return near + far
+    kernel: np.ndarray = near + far
+    return kernel
 
 
 def contributions(in_length: int, out_length: int, scale: float,
@@ -92,8 +93,8 @@ def _output_shape(shape: tuple[int, int], scale: float | None,
     if scale is None or not scale > 0 or not math.isfinite(scale):
         raise ValueError(f"scale must be a positive number, got {scale}")
     # ceil(n * scale) with a guard against 1/3-style round-off pushing an exact size up by one.
-    out = tuple(max(1, math.ceil(n * scale - 1e-9)) for n in shape)
-    return (out[0], out[1]), (float(scale), float(scale))
+    height, width = (max(1, math.ceil(n * scale - 1e-9)) for n in shape)
+    return (height, width), (float(scale), float(scale))
 
 
 def imresize(img: np.ndarray, scale: float | None = None, *, output_shape: tuple[int, int] | None = None,

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from repsr.data.degrade import degrade, modcrop
+from repsr.data.degrade import DegradeKind, degrade, modcrop
 from repsr.data.images import Pair, list_hr_images
 from repsr.errors import UserError
 from repsr.imageio import read_uint8
@@ -34,17 +34,17 @@ from repsr.imageio import read_uint8
 log = logging.getLogger(__name__)
 
 
-def make_lr(hr: np.ndarray, scale: int, degradation: str = "bicubic", jpeg_quality: int = 90) -> np.ndarray:
+def make_lr(hr: np.ndarray, scale: int, degradation: DegradeKind = "bicubic", jpeg_quality: int = 90) -> np.ndarray:
     """LR of a whole mod-cropped uint8 HR image (MATLAB bicubic by default, as the field does)."""
     return degrade(hr, scale, kind=degradation, jpeg_quality=jpeg_quality)
 
 
-def _load_pair(path: Path, scale: int, degradation: str, jpeg_quality: int) -> Pair:
+def _load_pair(path: Path, scale: int, degradation: DegradeKind, jpeg_quality: int) -> Pair:
     hr = np.ascontiguousarray(modcrop(read_uint8(path, rgb=True), scale))
     return Pair(hr, np.ascontiguousarray(make_lr(hr, scale, degradation, jpeg_quality)), path.name)
 
 
-def load_pairs(folders: list[str], scale: int, patch_size: int, degradation: str = "bicubic",
+def load_pairs(folders: list[str], scale: int, patch_size: int, degradation: DegradeKind = "bicubic",
                jpeg_quality: int = 90, threads: int = 2) -> list[Pair]:
     """Decode every HR image once and make its LR; images smaller than one patch are skipped."""
     files = list_hr_images(folders)
@@ -65,7 +65,7 @@ def dihedral(a: np.ndarray, k: int) -> np.ndarray:
     return a[:, ::-1] if k >= 4 else a
 
 
-class PatchBatches(torch.utils.data.Dataset):
+class PatchBatches(torch.utils.data.Dataset[tuple[Tensor, Tensor]]):
     """Map-style dataset whose item ``i`` is iteration ``i``'s batch ``(lr, hr)`` of uint8 tensors.
 
     ``lr`` is (B, 3, P, P) and ``hr`` (B, 3, sP, sP); convert with :func:`to_float` on the device

@@ -38,7 +38,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -47,6 +47,7 @@ from torch import nn
 from repsr.atomic import atomic_write
 from repsr.config import ModelConfig
 from repsr.data.crops import load_val_batch
+from repsr.data.degrade import DegradeKind
 from repsr.errors import UserError
 from repsr.export.equalize import equalize_ranges
 from repsr.export.onnx import INT8_TARGET_KEY, QUANT_KEY, export_onnx
@@ -152,7 +153,7 @@ def _float_nodes(graph: onnx.GraphProto, keep: Sequence[str]) -> list[str]:
 
 
 def calibration_batches(folders: Sequence[str | Path], config: ModelConfig, images: int = CALIB_IMAGES, crop: int = 64,
-                        batch: int = 8, degradation: str = "bicubic") -> list[np.ndarray]:
+                        batch: int = 8, degradation: DegradeKind = "bicubic") -> list[np.ndarray]:
     """Aligned centre crops of up to ``images`` training images per folder, as model-input batches.
 
     Each crop is ``crop`` LR pixels of an image degraded from its whole HR (MATLAB bicubic by
@@ -191,7 +192,7 @@ class _Reader:
         return next(self._feeds, None)
 
 
-def _ort_settings(options: QuantOptions) -> dict:
+def _ort_settings(options: QuantOptions) -> dict[str, Any]:
     from onnxruntime.quantization import CalibrationMethod, QuantType
 
     qtypes = {"uint8": QuantType.QUInt8, "int8": QuantType.QInt8, "uint16": QuantType.QUInt16,

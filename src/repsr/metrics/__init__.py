@@ -67,7 +67,8 @@ def gaussian_window(size: int = 11, sigma: float = 1.5) -> np.ndarray:
     """Normalised 1-D Gaussian taps (``cv2.getGaussianKernel(11, 1.5)``); the window is their product."""
     x = np.arange(size, dtype=np.float64) - (size - 1) / 2.0
     g = np.exp(-(x * x) / (2.0 * sigma * sigma))
-    return g / g.sum()
+    taps: np.ndarray = g / g.sum()
+    return taps
 
 
 def _filter_valid(img: np.ndarray, taps: np.ndarray) -> np.ndarray:
@@ -75,7 +76,8 @@ def _filter_valid(img: np.ndarray, taps: np.ndarray) -> np.ndarray:
     k = taps.size
     h, w = img.shape[0] - k + 1, img.shape[1] - k + 1
     rows = sum(taps[i] * img[i:i + h] for i in range(k))
-    return sum(taps[j] * rows[:, j:j + w] for j in range(k))
+    out: np.ndarray = sum(taps[j] * rows[:, j:j + w] for j in range(k))
+    return out
 
 
 def _ssim_planes(a: np.ndarray, b: np.ndarray) -> float:

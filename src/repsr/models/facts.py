@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+from torch import nn
+
 from repsr.config import ModelConfig
 
 
@@ -38,3 +40,15 @@ class ModelFacts:
     def bgr(self) -> bool:
         """The weights expect BGR input (flipped in and out by the runner)."""
         return bool(self.config.bgr)
+
+
+def config_of(model: nn.Module) -> ModelConfig:
+    """The :class:`ModelConfig` a repsr network was built from (every family keeps it as ``config``).
+
+    Read by attribute, not by class, so a wrapper that forwards attributes (``torch.compile``'s
+    ``OptimizedModule``) works too; a module without one is a ``TypeError`` naming its class.
+    """
+    config = getattr(model, "config", None)
+    if not isinstance(config, ModelConfig):
+        raise TypeError(f"{type(model).__name__} carries no ModelConfig (not a repsr network)")
+    return config

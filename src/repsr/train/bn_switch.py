@@ -13,17 +13,17 @@ see at inference and merges exactly. Under DDP the per-rank estimates are combin
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 import torch
 import torch.distributed as dist
 from torch import Tensor, nn
 
-from repsr.bn import batchnorm_layers, freeze_bn
+from repsr.bn import SwitchableBatchNorm2d, batchnorm_layers, freeze_bn
 
 
 @torch.no_grad()
-def _average_across_ranks(layers: list[nn.Module]) -> None:
+def _average_across_ranks(layers: Sequence[SwitchableBatchNorm2d]) -> None:
     """Replace each rank's statistics by those of all ranks' batches together (equal batch sizes)."""
     world = dist.get_world_size()
     for bn in layers:

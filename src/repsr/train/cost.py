@@ -55,7 +55,7 @@ def _stepper(setup: StepSetup, batch: int, patch: int, seed: int = 0) -> Callabl
             sr = net(lr)
         loss = F.l1_loss(sr.float(), hr)
         opt.zero_grad(set_to_none=True)
-        loss.backward()
+        loss.backward()  # type: ignore[no-untyped-call]  # torch leaves Tensor.backward unannotated
         opt.step()
 
     return step

@@ -16,7 +16,7 @@ import shutil
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -24,7 +24,7 @@ import torch.nn.functional as F
 import yaml
 from torch import Tensor
 
-from repsr.data.datasets import find_dataset
+from repsr.data.datasets import EvalDataset, find_dataset
 from repsr.data.images import Pair
 from repsr.data.patches import PatchBatches, load_pairs, to_float
 from repsr.errors import ConfigError, OutputError, UserError
@@ -133,7 +133,7 @@ class Trainer:
         self.net = self._wrap()
         self.data = self._build_data(pairs)
         self.wait_s = self.step_s = 0.0
-        self.val_sets: list | None = None
+        self.val_sets: list[EvalDataset] | None = None
 
     def _build_model(self) -> torch.nn.Module:
         try:
@@ -142,7 +142,7 @@ class Trainer:
             raise UserError(f"model: {exc}") from None
         model = model.to(self.device)
         if self.cuda and self.config.train.channels_last:
-            model = model.to(memory_format=torch.channels_last)
+            model = model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # stub lacks memory_format
         if self.config.train.sync_bn and self.info.enabled:
             convert_sync_switchable_bn(model)
         return model.train()
@@ -205,7 +205,9 @@ class Trainer:
     def _wrap(self) -> torch.nn.Module:
         """DDP (under torchrun) and torch.compile around the model; rebuilt when params stop training."""
         net = ddp.wrap(self.model, self.info, self.device)
-        return torch.compile(net) if self.config.train.compile else net
+        if not self.config.train.compile:
+            return net
+        return cast(torch.nn.Module, torch.compile(net))  # an OptimizedModule; the stub types any callable's result
 
     def _build_data(self, pairs: list[Pair] | None) -> PatchBatches:
         c = self.config
@@ -215,7 +217,7 @@ class Trainer:
         return PatchBatches(pairs, c.model.scale, c.train.patch_size, c.train.batch_size, c.seed,
                             self.info.rank, self.info.world_size, sampling=c.data.sampling)
 
-    def _loader(self, start: int, stop: int) -> torch.utils.data.DataLoader:
+    def _loader(self, start: int, stop: int) -> torch.utils.data.DataLoader[tuple[Tensor, Tensor]]:
         workers = self.config.data.workers
         return torch.utils.data.DataLoader(self.data, batch_size=None, sampler=range(start, stop),
                                            num_workers=workers, pin_memory=self.cuda,
@@ -272,7 +274,7 @@ class Trainer:
         loss_fn = F.l1_loss if c.optim.loss == "l1" else F.mse_loss
         loss = loss_fn(sr.float(), hr)
         self.optimizer.zero_grad(set_to_none=True)
-        self.scaler.scale(loss).backward()
+        self.scaler.scale(loss).backward()  # type: ignore[no-untyped-call]  # Tensor.backward is unannotated
         if c.optim.grad_clip:
             self.scaler.unscale_(self.optimizer)
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), c.optim.grad_clip)

@@ -52,7 +52,7 @@ class Reporter:
         if not self.active:
             return
         rate = self.rate(iteration)
-        if self._bar is not None:
+        if self._bar is not None and self._task is not None:
             self._bar.update(self._task, completed=iteration, rate=rate, loss=loss)
         if iteration % self.log_every == 0 or iteration == self.total:
             self.scalars(iteration, {"train/loss": loss, "train/lr": lr, "train/it_per_s": rate})

@@ -13,6 +13,7 @@ from __future__ import annotations
 import torch
 import torch.distributed as dist
 from torch import Tensor, nn
+from torch.autograd.function import FunctionCtx
 
 from repsr.bn import SwitchableBatchNorm2d
 
@@ -21,13 +22,13 @@ class _AllReduceSum(torch.autograd.Function):
     """Sum over ranks; the gradient of a sum over ranks is the sum of the ranks' gradients."""
 
     @staticmethod
-    def forward(ctx, tensor: Tensor) -> Tensor:  # noqa: ANN001
+    def forward(ctx: FunctionCtx, tensor: Tensor) -> Tensor:
         out = tensor.clone()
         dist.all_reduce(out)
         return out
 
     @staticmethod
-    def backward(ctx, grad: Tensor) -> Tensor:  # noqa: ANN001
+    def backward(ctx: FunctionCtx, grad: Tensor) -> Tensor:
         out = grad.clone()
         dist.all_reduce(out)
         return out
@@ -43,12 +44,13 @@ class SyncSwitchableBatchNorm2d(SwitchableBatchNorm2d):
         world = dist.get_world_size()
         dims = (0, 2, 3)
         moments = torch.cat([x.mean(dims), (x * x).mean(dims)]).float()
-        moments = _AllReduceSum.apply(moments) / world
+        summed = _AllReduceSum.apply(moments)  # type: ignore[no-untyped-call]  # torch: Function.apply is unannotated
+        moments = summed / world
         mean, second = moments.chunk(2)
         var = (second - mean * mean).clamp_min(0)
         self._update_running_stats(mean.detach(), var.detach(), x.numel() // x.shape[1] * world)
         shape = (1, -1, 1, 1)
-        y = (x - mean.view(shape).to(x.dtype)) * torch.rsqrt(var.view(shape) + self.eps).to(x.dtype)
+        y: Tensor = (x - mean.view(shape).to(x.dtype)) * torch.rsqrt(var.view(shape) + self.eps).to(x.dtype)
         if self.affine:
             y = y * self.weight.view(shape) + self.bias.view(shape)
         return y
