@@ -17,7 +17,7 @@ import re
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import cv2
 import numpy as np
@@ -55,15 +55,16 @@ class Row:
 
 def parse_sizes(text: str) -> list[tuple[int, int, int]]:
     """``"320x180x4,1280x720x3"`` -> ``[(320, 180, 4), (1280, 720, 3)]`` (width, height, scale)."""
-    sizes = []
+    sizes: list[tuple[int, int, int]] = []
     for item in text.split(","):
         match = re.fullmatch(r"\s*(\d+)x(\d+)x(\d+)\s*", item)
         if not match:
             raise UserError(f"--sizes: '{item}' is not WIDTHxHEIGHTxSCALE (e.g. 320x180x4)")
         if min(int(g) for g in match.groups()) < 1:
             raise UserError(f"--sizes: '{item}' has a zero width, height or scale (each must be >= 1)")
-        sizes.append(tuple(int(g) for g in match.groups()))
-    return sizes  # type: ignore[return-value]
+        width, height, scale = (int(g) for g in match.groups())
+        sizes.append((width, height, scale))
+    return sizes
 
 
 def model_factory(spec: str) -> Callable[[int], nn.Module | Upscaler]:
@@ -133,14 +134,15 @@ def time_ms(fn: Callable[[], object], warmup: int, reps: int, device: torch.devi
         for _ in range(warmup):
             fn()
         if device.type == "cuda":
-            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            start = torch.cuda.Event(enable_timing=True)  # type: ignore[no-untyped-call]  # unannotated in torch
+            end = torch.cuda.Event(enable_timing=True)  # type: ignore[no-untyped-call]  # unannotated in torch
             torch.cuda.synchronize()
             start.record()
             for _ in range(reps):
                 fn()
             end.record()
             torch.cuda.synchronize()
-            return start.elapsed_time(end) / reps
+            return float(start.elapsed_time(end)) / reps
         t0 = time.perf_counter()
         for _ in range(reps):
             fn()
@@ -242,7 +244,7 @@ def bicubic_candidates(x: torch.Tensor, scale: int, device: torch.device) -> lis
     return rows
 
 
-def bench_size(factory: Callable[[int], nn.Module], size: tuple[int, int, int], device: torch.device,
+def bench_size(factory: Callable[[int], nn.Module | Upscaler], size: tuple[int, int, int], device: torch.device,
                threads: int, warmup: int, reps: int, peaks: dict[str, float], onnx: bool = True,
                with_compile: bool = True) -> list[Row]:
     """Time every candidate at one (width, height, scale), interleaved, and fill in the derived columns."""
@@ -273,7 +275,7 @@ def bench_size(factory: Callable[[int], nn.Module], size: tuple[int, int, int], 
 
 def run_bench(model: str = "repsr:M4C16", sizes: str = DEFAULT_SIZES, threads: list[int] | None = None,
               device: str = "cpu", warmup: int | None = None, reps: int | None = None,
-              onnx: bool = True, with_compile: bool = True) -> dict:
+              onnx: bool = True, with_compile: bool = True) -> dict[str, Any]:
     """All rows for every size and thread count, plus the matmul peaks of each thread count."""
     from repsr.cpu import describe
     dev = torch.device(device)
@@ -283,9 +285,9 @@ def run_bench(model: str = "repsr:M4C16", sizes: str = DEFAULT_SIZES, threads: l
     warmup = (NTIRE_WARMUP if cuda else 3) if warmup is None else warmup
     reps = (NTIRE_REPS if cuda else 10) if reps is None else reps
     factory, parsed = model_factory(model), parse_sizes(sizes)
-    before, result = torch.get_num_threads(), {"model": model, "device": str(dev), "warmup": warmup,
-                                               "reps": reps, "cpu": describe(), "matmul_gflops": {},
-                                               "peak_gflops": {}, "rows": []}
+    before = torch.get_num_threads()
+    result: dict[str, Any] = {"model": model, "device": str(dev), "warmup": warmup, "reps": reps, "cpu": describe(),
+                              "matmul_gflops": {}, "peak_gflops": {}, "rows": []}
     try:
         for t in threads or [before]:
             torch.set_num_threads(t)

@@ -16,7 +16,9 @@ import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -55,7 +57,7 @@ def _warm(upscaler: Upscaler, images: list[torch.Tensor]) -> float:
 
 
 def run_folder_bench(model: str, folder: str | Path, threads: int, reps: int = 3,
-                     backends: tuple[tuple[str, str, bool], ...] = FOLDER_BACKENDS) -> dict:
+                     backends: tuple[tuple[str, str, bool], ...] = FOLDER_BACKENDS) -> dict[str, Any]:
     """Rows of network-only and end-to-end milliseconds per image for each backend on ``folder``'s images."""
     before = torch.get_num_threads()
     torch.set_num_threads(threads)
@@ -65,21 +67,33 @@ def run_folder_bench(model: str, folder: str | Path, threads: int, reps: int = 3
         torch.set_num_threads(before)
 
 
-def _run(model: str, folder: str | Path, threads: int, reps: int, backends: tuple[tuple[str, str, bool], ...]) -> dict:
+def _installed(backend: str) -> bool:
+    engine = engine_named(backend)
+    return engine is not None and engine.installed()
+
+
+def _run(model: str, folder: str | Path, threads: int, reps: int,
+         backends: tuple[tuple[str, str, bool], ...]) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
         jobs = [job for job in plan_jobs([folder], tmp, UpscaleOptions()) if not is_video(job.source)]
         if not jobs:
             raise UserError(f"{folder}: no images to time")
         default = choose_engine(None, model_path(model), "cpu", None, input_megapixels(jobs)).name
-        backends = tuple(b for b in backends if engine_named(b[1]).installed())  # type: ignore[union-attr]
+        backends = tuple(b for b in backends if _installed(b[1]))
         images = [torch.from_numpy(read_image(job.source).colour()).permute(2, 0, 1)[None] for job in jobs]
         engines = {label: load_upscaler(model, name, "cpu", channels_last=cl) for label, name, cl in backends}
         setup = {name: _warm(up, images) for name, up in engines.items()}
+
+        def network_only(up: Upscaler) -> object:
+            return [up(x) for x in images]
+
+        def end_to_end(up: Upscaler) -> object:
+            return upscale_jobs(up, jobs, UpscaleOptions(), verbose=False)
+
         fns: list[Callable[[], object]] = []
         labels = []
         for name, up in engines.items():
-            fns.append(lambda up=up: [up(x) for x in images])
-            fns.append(lambda up=up: upscale_jobs(up, jobs, UpscaleOptions(), verbose=False))
+            fns += [partial(network_only, up), partial(end_to_end, up)]
             labels += [(name, "network only"), (name, "end to end")]
         times = [ms / len(jobs) for ms in time_round_robin(fns, 0, reps, torch.device("cpu"))]
     rows = [FolderRow(name, stage, ms) for (name, stage), ms in zip(labels, times, strict=True)]
@@ -93,7 +107,7 @@ def _run(model: str, folder: str | Path, threads: int, reps: int, backends: tupl
             "reps": reps, "default": default, "rows": rows}
 
 
-def format_folder_table(result: dict) -> str:
+def format_folder_table(result: dict[str, Any]) -> str:
     """Fixed-width table of :func:`run_folder_bench`'s rows."""
     w, h = result["first_size"]
     lines = [f"folder {result['folder']}: {result['images']} images (first {w}x{h}), model {result['model']}, "

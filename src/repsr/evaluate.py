@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import overload
 
 import numpy as np
 import torch
@@ -130,10 +131,10 @@ def score_sets(upscalers: Mapping[str, PixelUpscale], datasets: Mapping[str, Eva
             except ImageError as exc:
                 for results in out.values():
                     results[set_name].skipped.append((files.name, str(exc)))
-                pair = None
-            for name, upscale in upscalers.items() if pair is not None else ():
-                _score_one(upscale, pair, metrics, out[name][set_name],
-                           save_dirs.get(name) if save_dirs else None)
+            else:
+                for name, upscale in upscalers.items():
+                    _score_one(upscale, pair, metrics, out[name][set_name],
+                               save_dirs.get(name) if save_dirs else None)
             if tick is not None:
                 tick(f"{set_name}/{files.name}")
     return out
@@ -192,6 +193,10 @@ def build_datasets(datasets: Iterable[str | Path | EvalDataset], scale: int) -> 
     return built
 
 
+@overload
+def model_scale(model: nn.Module | Upscaler) -> int: ...
+@overload
+def model_scale(model: None) -> None: ...
 def model_scale(model: nn.Module | Upscaler | None) -> int | None:
     """The scale ``model`` upscales by (None for bicubic, which takes any)."""
     return None if model is None else as_upscaler(model).scale

@@ -24,14 +24,14 @@ from torch import Tensor, nn
 from repsr.atomic import atomic_write
 from repsr.config import ModelConfig
 from repsr.errors import UserError, WeightsError
-from repsr.models import build_model, config_of
+from repsr.models import build_model, model_config
 
 FORMAT = "repsr-1"
 
 
 def save_model(model: nn.Module, path: str | Path, metadata: dict[str, str] | None = None) -> None:
     """Write ``model``'s weights and config to ``path`` (safetensors), atomically."""
-    config = config_of(model)
+    config = model_config(model)
     tensors = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
     meta = {"format": FORMAT, "config": config.to_json(), **(metadata or {})}
     atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata=meta))
@@ -39,7 +39,7 @@ def save_model(model: nn.Module, path: str | Path, metadata: dict[str, str] | No
 
 def save_compact_pth(model: nn.Module, path: str | Path) -> None:
     """Write a merged VGG-style net as ``{"params": state_dict}``, Real-ESRGAN/chaiNNer's layout."""
-    if config_of(model).arch != "compact":
+    if model_config(model).arch != "compact":
         raise WeightsError("only a merged (compact) network can be written in the Compact .pth layout")
     state = {k: v.detach().to("cpu").float().contiguous() for k, v in model.state_dict().items()}
     atomic_write(path, lambda tmp: torch.save({"params": state}, tmp))

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 from dataclasses import asdict
+from typing import Any
 
 import torch
 
@@ -20,7 +21,7 @@ from repsr.bench_folder import format_folder_table, run_folder_bench
 from repsr.errors import UserError
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("bench", help="measure throughput against matmul peak and bicubic", description=__doc__,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", default="repsr:M4C16",
@@ -52,14 +53,14 @@ def _fmt(value: float | None, spec: str) -> str:
     return "-" if value is None else format(value, spec)
 
 
-def _x_eager(result: dict, row: dict) -> float | None:
+def _x_eager(result: dict[str, Any], row: dict[str, Any]) -> float | None:
     """Speed-up of a network row over the eager merged net (NCHW) at the same size and threads."""
     eager = next((r["ms"] for r in result["rows"] if r["name"] == "merged fp32 NCHW" and r["size"] == row["size"]
                   and r["threads"] == row["threads"]), None)
     return None if eager is None or row["gflop"] is None else eager / row["ms"]
 
 
-def format_table(result: dict) -> str:
+def format_table(result: dict[str, Any]) -> str:
     """Plain fixed-width table (pastes into Markdown code blocks) with the matmul reference."""
     lines = [f"model {result['model']} on {result['device']} ({result.get('cpu', '?')}), {result['warmup']} warm-up "
              f"+ {result['reps']} timed runs, interleaved (median); % peak = achieved conv GFLOP/s / matmul G(FL)OP/s "
@@ -110,5 +111,6 @@ def run(args: argparse.Namespace) -> int:
     if args.ntire_psnr is not None:
         from repsr.ntire import bench_score_lines
 
-        print("\n".join(bench_score_lines(result, *args.ntire_psnr, args.ntire_kernel)))
+        psnr, psnr_bicubic = args.ntire_psnr
+        print("\n".join(bench_score_lines(result, psnr, psnr_bicubic, args.ntire_kernel)))
     return 0

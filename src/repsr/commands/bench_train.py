@@ -14,13 +14,17 @@ from __future__ import annotations
 import argparse
 import json
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 
 from repsr.errors import UserError
 
+if TYPE_CHECKING:
+    from repsr.train.cost import StepSetup
 
-def add_parser(sub: argparse._SubParsersAction) -> None:
+
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("bench-train", help="training step cost per family (fp32/bf16, branch/merged)",
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--archs", nargs="+", default=["repsr", "ecbsr", "plain"],
@@ -53,16 +57,18 @@ class Row:
     ratio: float = 0.0  # mean_merged_ms / the reference family's fp32 step
 
 
-def _setups(archs: list[str], model_kwargs: dict, compile_too: bool):
+def _setups(archs: list[str], scale: int, blocks: int, channels: int,
+            compile_too: bool) -> tuple[dict[str, StepSetup], list[tuple[str, str, str, bool]]]:
     from repsr.config import ModelConfig
     from repsr.train.cost import StepSetup, has_bn
 
-    setups, plan = {}, []
+    setups: dict[str, StepSetup] = {}
+    plan: list[tuple[str, str, str, bool]] = []
     precisions = [("fp32", False, False), ("bf16", True, False)]
     if compile_too:
         precisions += [("fp32 compiled", False, True), ("bf16 compiled", True, True)]
     for arch in archs:
-        model = ModelConfig(arch=arch, **model_kwargs)
+        model = ModelConfig(arch=arch, scale=scale, blocks=blocks, channels=channels)
         bn = has_bn(model)
         for label, bf16, comp in precisions:
             key = f"{arch}|{label}"
@@ -91,7 +97,7 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"--size: {exc}") from None
     if args.threads:
         torch.set_num_threads(args.threads)
-    setups, plan = _setups(args.archs, {"scale": args.scale, "blocks": blocks, "channels": channels}, args.compile)
+    setups, plan = _setups(args.archs, args.scale, blocks, channels, args.compile)
     ms, warmup_s = step_ms(setups, args.batch, args.patch, args.reps, args.rounds)
     rows = []
     for arch, label, key, bn in plan:

@@ -18,18 +18,20 @@ import json
 import math
 import sys
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 from rich.table import Table
+from torch import nn
 
 from repsr.errors import UserError
 from repsr.evaluate import BICUBIC, DatasetResult, evaluate_many, model_scale
-from repsr.inference import ALIASES, BACKENDS, PRECISIONS, load_runner, load_upscaler, resolve_device
+from repsr.inference import ALIASES, BACKENDS, PRECISIONS, Upscaler, load_runner, load_upscaler, resolve_device
 
 Results = dict[str, dict[str, DatasetResult]]  # model -> dataset -> scores
 
 
-def add_parser(subparsers: argparse._SubParsersAction) -> None:
+def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = subparsers.add_parser(
         "eval", help="PSNR/SSIM of models (or MATLAB bicubic) on benchmark sets, side by side",
         description="Score models the way SR papers do: MATLAB-bicubic LR, uint8 SR, Y-channel "
@@ -66,7 +68,7 @@ def _label(name: str, names: list[str]) -> str:
     return short if sum(Path(n).name == short for n in names) == 1 else name
 
 
-def _load(args: argparse.Namespace) -> tuple[dict[str, object], int]:
+def _load(args: argparse.Namespace) -> tuple[dict[str, nn.Module | Upscaler | None], int]:
     """``({label: model or None for bicubic}, scale)``; one scale for all, or a one-line error."""
     if len(set(args.model)) != len(args.model):
         twice = sorted({m for m in args.model if args.model.count(m) > 1})
@@ -74,13 +76,14 @@ def _load(args: argparse.Namespace) -> tuple[dict[str, object], int]:
     bgr = True if args.bgr else None
     if args.precision is not None and args.backend is None:
         raise UserError("--precision needs --backend (e.g. --backend openvino --precision bf16)")
+    models: dict[str, nn.Module | Upscaler | None]
     if args.backend is not None:
         models = {_label(m, args.model): None if m == BICUBIC else
                   load_upscaler(m, args.backend, args.device, bgr=bgr, threads=args.threads, precision=args.precision)
                   for m in args.model}
     else:
         device = None if all(m == BICUBIC for m in args.model) else resolve_device(args.device)
-        models = {_label(m, args.model): None if m == BICUBIC else
+        models = {_label(m, args.model): None if m == BICUBIC or device is None else
                   load_runner(m, device=device, bgr=bgr, threads=args.threads) for m in args.model}
     scales = {name: model_scale(model) for name, model in models.items() if model is not None}
     if args.scale is not None:
@@ -103,7 +106,7 @@ def _finite(value: float) -> float | None:
     return value if math.isfinite(value) else None
 
 
-def _json(results: Results, scale: int, channel: str) -> dict:
+def _json(results: Results, scale: int, channel: str) -> dict[str, Any]:
     if len(results) == 1:
         return {d: {k: _finite(v) for k, v in r.summary().items()} for d, r in next(iter(results.values())).items()}
     first = next(iter(results.values()))

@@ -21,6 +21,7 @@ import torch
 from repsr.errors import UserError
 from repsr.hub import model_path
 from repsr.inference import ENGINES, output_suffixes, writer_for
+from repsr.models import model_config
 from repsr.reparam.convert import reparameterize
 from repsr.weights import load_model, read_metadata
 
@@ -29,7 +30,7 @@ SIBLING_BIN = (".xml", ".param")  # formats written with a .bin beside them
 RGB_FILES = (".param", ".mlpackage", ".pte")
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("merge", help="merge a training-time network into a plain conv net and export it",
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("input", help="weights file (.safetensors from repsr, or a supported .pth) or shipped name")
@@ -48,9 +49,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def _check_equal(model: torch.nn.Module, merged: torch.nn.Module) -> float:
     """Largest absolute output difference on a random 3x37x29 input (odd size: borders matter)."""
-    x = torch.rand(1, model.config.in_channels, 37, 29, generator=torch.Generator().manual_seed(0))
+    x = torch.rand(1, model_config(model).in_channels, 37, 29, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
-        return (model(x) - merged(x)).abs().max().item()
+        return float((model(x) - merged(x)).abs().max().item())
 
 
 def run(args: argparse.Namespace) -> int:
@@ -63,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
         raise UserError("a .pth output needs --format compact (repsr's own format is .safetensors)")
     path = model_path(args.input)
     model = load_model(path, bgr=True if args.bgr else None)
-    if suffix in RGB_FILES and model.config.arch == "bicubic_pp" and not args.bgr and not _states_config(path):
+    if suffix in RGB_FILES and model_config(model).arch == "bicubic_pp" and not args.bgr and not _states_config(path):
         raise UserError(f"{path}: a Bicubic++ file that cannot say its channel order, and a {suffix} file is always "
                         "RGB: pass --bgr for the official (BGR-trained) release, or merge to .safetensors first if RGB")
     merged = reparameterize(model).eval()
@@ -81,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         notes = engine.export(merged, out, args.precision)
     params = sum(p.numel() for p in merged.parameters())
-    cfg = merged.config
+    cfg = model_config(merged)
     also = f" and {out.with_suffix('.bin').name}" if suffix in SIBLING_BIN else ""
     print(f"wrote {out}{also} ({cfg.arch} x{cfg.scale}, {params:,} parameters; for {engine.runtime})")
     for note in notes:

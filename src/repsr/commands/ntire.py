@@ -19,7 +19,7 @@ from repsr.ntire import Upscale, challenge_score, matlab_bicubic_up, score_metho
 METHODS = ("model", "matlab", "torch")
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("ntire", help="PSNR of a model next to MATLAB and PyTorch bicubic, clean and NTIRE LR",
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("model", help="weights file, .onnx file or shipped model name")

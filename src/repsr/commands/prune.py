@@ -17,11 +17,17 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from repsr.errors import UserError
 
+if TYPE_CHECKING:  # the command imports its machinery when it runs (every repsr command starts faster)
+    from repsr.data.degrade import DegradeKind
+    from repsr.models import BicubicPP
+    from repsr.prune import Finetuner, ValBatch
 
-def add_parser(subparsers: argparse._SubParsersAction) -> None:
+
+def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = subparsers.add_parser("prune", help="Bicubic++: global structured pruning by validation PSNR",
                               description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("weights", help="Bicubic++ weights (repsr .safetensors, or the official .pth layout)")
@@ -52,12 +58,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(run=run)
 
 
-def _load(args: argparse.Namespace):
+def _load(args: argparse.Namespace) -> BicubicPP:
+    from repsr.models import BicubicPP, model_config
     from repsr.weights import load_model
 
     model = load_model(args.weights, bgr=True if args.bgr else None)
-    if model.config.arch != "bicubic_pp":
-        raise UserError(f"{args.weights}: repsr prune handles Bicubic++ nets, not '{model.config.arch}'")
+    if not isinstance(model, BicubicPP):
+        raise UserError(f"{args.weights}: repsr prune handles Bicubic++ nets, not '{model_config(model).arch}'")
     return model.float()
 
 
@@ -86,7 +93,7 @@ def _overrides(args: argparse.Namespace) -> list[str]:
     return keys + [o for group in args.overrides for o in group]
 
 
-def _finetuner(args: argparse.Namespace):
+def _finetuner(args: argparse.Namespace) -> Finetuner | None:
     """The one fine-tune config (None when nothing is fine-tuned); its output must be a fresh folder."""
     from repsr.prune import BICUBIC_PP_RECIPE, Finetuner
     from repsr.train.config import load_train_config
@@ -100,7 +107,8 @@ def _finetuner(args: argparse.Namespace):
     return Finetuner(config, round_iters=args.finetune_iters)
 
 
-def _drop_bias(args: argparse.Namespace, model, val, tuner, record: dict) -> object:
+def _drop_bias(args: argparse.Namespace, model: BicubicPP, val: ValBatch, tuner: Finetuner | None,
+               record: dict[str, float]) -> BicubicPP:
     """Stage 3: drop every bias, fine-tune ``--bias-finetune-iters``."""
     from repsr.prune import batch_psnr, drop_biases
 
@@ -122,7 +130,7 @@ def run(args: argparse.Namespace) -> int:
     _check(args)
     model = _load(args)
     tuner = _finetuner(args)
-    degradation = tuner.config.data.degradation if tuner is not None else args.degradation or "ntire"
+    degradation: DegradeKind = tuner.config.data.degradation if tuner is not None else args.degradation or "ntire"
     val = load_val_batch(args.data, model.config.scale, degradation, max_images=args.val_images, crop=args.val_crop)
     print(f"validation: {len(val.names)} crops of {args.val_crop} px ({degradation} LR), RGB PSNR, no border "
           f"crop; torch bicubic (a = -0.75) scores {bicubic_psnr(val):.4f} dB")
@@ -135,7 +143,7 @@ def run(args: argparse.Namespace) -> int:
     record = {"psnr_start": history.psnr_start, "psnr_pruned": batch_psnr(model, val)}
     if args.drop_bias:
         model = _drop_bias(args, model, val, tuner, record)
-    if args.finetune_config:
+    if tuner is not None and args.finetune_config:  # a --finetune-config always makes a tuner
         model = tuner.final(model)
         record["psnr_trainer_finetuned"] = batch_psnr(model, val)
         print(f"fine-tuned with {args.finetune_config}: val PSNR {record['psnr_trainer_finetuned']:.4f} dB")

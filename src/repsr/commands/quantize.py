@@ -17,15 +17,21 @@ import argparse
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from repsr.errors import UserError
 from repsr.export.quantize import ACTIVATIONS, CALIB_IMAGES, KEEP_FLOAT, METHODS, TARGETS, QuantOptions
+
+if TYPE_CHECKING:
+    from torch import nn
+
+    from repsr.inference import Upscaler
 
 INT8_BACKENDS = ("onnx", "openvino")  # the engines that run a QDQ file's integer kernels
 MAX_DROP = 0.25  # dB: every shipped file loses <= 0.14 with the defaults (docs/deploy.md)
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("quantize", help="static INT8 (QDQ) ONNX export, calibrated on training images",
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("model", metavar="MODEL", help="shipped model name, weights file (merged first) or fp32 .onnx")
@@ -80,7 +86,8 @@ def _check_folders(args: argparse.Namespace) -> None:
         raise UserError(f"{overlap[0]} is both a calibration and a validation set; calibrate on training images")
 
 
-def _report(fp32: object, int8_path: Path, folders: list[str], scale: int, backend: str) -> dict[str, float]:
+def _report(fp32: nn.Module | Upscaler, int8_path: Path, folders: list[str], scale: int,
+            backend: str) -> dict[str, float]:
     """Score fp32 and INT8 side by side on ``backend`` (this CPU); print the table, return the drop per set."""
     from repsr.cpu import describe
     from repsr.evaluate import evaluate
@@ -110,10 +117,13 @@ def _refusal(drops: dict[str, float], args: argparse.Namespace) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    from torch import nn
+
     from repsr.atomic import atomic_write
     from repsr.export.quantize import calibration_batches, quantize_model, quantize_onnx, saturation_warning
     from repsr.inference import load_runner
     from repsr.inference.engines.onnxruntime import OnnxUpscaler
+    from repsr.models import model_config
     from repsr.reparam.convert import reparameterize
 
     _check_folders(args)
@@ -126,16 +136,20 @@ def run(args: argparse.Namespace) -> int:
     if warning:
         print(warning, file=sys.stderr)
     start = time.perf_counter()
-    model = load_runner(args.model, bgr=True if args.bgr else None)
-    config = model.config
+    runner = load_runner(args.model, bgr=True if args.bgr else None)
+    if isinstance(runner, OnnxUpscaler):
+        config = runner.config
+    elif isinstance(runner, nn.Module):
+        config = model_config(runner)
+    else:
+        raise UserError(f"{args.model}: repsr quantize takes weights or an .onnx file")
     if config is None:
         raise UserError(f"{args.model}: an ONNX file without repsr metadata cannot be calibrated (export it "
                         "with repsr merge)")
     batches = calibration_batches(args.calib, config, images=args.calib_images, crop=args.calib_crop,
                                   degradation=args.degradation)
-    if not isinstance(model, OnnxUpscaler):
-        model = reparameterize(model).eval()
-    elif options.equalize:
+    model: nn.Module | OnnxUpscaler = runner if isinstance(runner, OnnxUpscaler) else reparameterize(runner).eval()
+    if isinstance(model, OnnxUpscaler) and options.equalize:
         print("note: an .onnx input is quantized without range equalization (pass weights for it)", file=sys.stderr)
 
     def write(tmp: str) -> None:

@@ -13,11 +13,15 @@ import argparse
 import json
 from dataclasses import asdict
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from repsr.errors import UserError
 
+if TYPE_CHECKING:
+    from repsr.study.config import ArtifactPair, StudyConfig
 
-def add_parser(sub: argparse._SubParsersAction) -> None:
+
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("study", help="train and compare variants at equal budgets (tables, plots)",
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("study", help="study file (YAML), e.g. experiments/blocks_m4c16_x4.yaml")
@@ -27,14 +31,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(run=run)
 
 
-def _artifacts(study, report_dir: Path, scale: int) -> None:
+def _artifacts(study: StudyConfig, pair: ArtifactPair, report_dir: Path, scale: int) -> None:
     """The BN-artifact crops of the study's baseline/fixed pair. They need the trained weights, which
     live only in the (uncommitted) run folders: a study continued on a fresh machine keeps the
     artifact figures already in the report instead of failing."""
     from repsr.study.artifacts import artifact_study
     from repsr.weights import load_model
 
-    pair = study.artifacts
     titles = {v.name: v.title for v in study.variants}
     models = []
     for name in (pair.baseline, pair.fixed):
@@ -43,8 +46,9 @@ def _artifacts(study, report_dir: Path, scale: int) -> None:
             print(f"artifact crops not redone: {path} is gone (retrain variant '{name}' to redo them)")
             return
         models.append(load_model(path))
-    rows = artifact_study(*models, study.eval_sets, scale, report_dir, (titles[pair.baseline], titles[pair.fixed]),
-                          pair.crops, pair.crop_size)
+    baseline, fixed = models
+    rows = artifact_study(baseline, fixed, study.eval_sets, scale, report_dir,
+                          (titles[pair.baseline], titles[pair.fixed]), pair.crops, pair.crop_size)
     data = [asdict(r) | {"gain": r.gain} for r in rows]
     (report_dir / "artifacts.json").write_text(json.dumps(data, indent=1))
 
@@ -64,6 +68,6 @@ def run(args: argparse.Namespace) -> int:
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "results.json").write_text(json.dumps(summary, indent=1))
     if study.artifacts and not args.only:
-        _artifacts(study, folder, summary["scale"])
+        _artifacts(study, study.artifacts, folder, summary["scale"])
     print(f"wrote {write_report(summary, folder)}")
     return 0

@@ -9,7 +9,7 @@ import argparse
 import logging
 
 
-def add_parser(subparsers: argparse._SubParsersAction) -> None:
+def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = subparsers.add_parser(
         "train", help="train a model (RepSR recipe with the BN switch)",
         description="Train a super-resolution model from a YAML config (see configs/ and docs/training.md).",

@@ -39,10 +39,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from repsr.atomic import atomic_write_folder
-from repsr.config import ModelConfig
 from repsr.errors import OutputError, UserError
 from repsr.export.quiet import quiet
-from repsr.models import declared_facts
+from repsr.models import declared_facts, model_config
 
 INPUT, OUTPUT = "input", "output"
 CONFIG_KEY = "repsr.config"
@@ -64,7 +63,7 @@ class AnySizeForward(nn.Module):
     def __init__(self, model: nn.Module, align: int, bgr: bool) -> None:
         super().__init__()
         self.model, self.align, self.bgr = model, align, bgr
-        self.scale = int(model.config.scale)  # type: ignore[union-attr]
+        self.scale = model_config(model).scale
 
     def forward(self, x: Tensor) -> Tensor:
         if self.bgr:
@@ -72,7 +71,7 @@ class AnySizeForward(nn.Module):
         if self.align > 1:
             h, w, a = x.shape[-2], x.shape[-1], self.align
             x = F.pad(x, (0, a - 1, 0, a - 1), mode="replicate")[..., : (h + a - 1) // a * a, : (w + a - 1) // a * a]
-            y = self.model(x)[..., : h * self.scale, : w * self.scale]
+            y: Tensor = self.model(x)[..., : h * self.scale, : w * self.scale]
         else:
             y = self.model(x)
         return y.flip(1) if self.bgr else y
@@ -80,7 +79,7 @@ class AnySizeForward(nn.Module):
 
 def rgb_any_size(model: nn.Module) -> nn.Module:
     """``model`` (a merged net) as the function the package computes: RGB in and out, any size."""
-    config: ModelConfig = model.config  # type: ignore[assignment]
+    config = model_config(model)
     align = declared_facts(config)[1]
     if align == 1 and not config.bgr:
         return model
@@ -91,7 +90,9 @@ def traced(model: nn.Module) -> torch.jit.ScriptModule:
     """The TorchScript trace the converter reads: :func:`rgb_any_size` of ``model`` traced on a 35 x 38 input
     (an odd and an even side, so no size is special), its crops recorded as shape arithmetic."""
     with quiet(), torch.no_grad():
-        return torch.jit.trace(rgb_any_size(model.eval().float().cpu()), torch.rand(1, 3, 35, 38))
+        net, x = rgb_any_size(model.eval().float().cpu()), torch.rand(1, 3, 35, 38)
+        out: torch.jit.ScriptModule = torch.jit.trace(net, x)  # type: ignore[no-untyped-call]  # unannotated in torch
+    return out
 
 
 def _coremltools() -> Any:
@@ -105,7 +106,7 @@ def coreml_model(model: nn.Module, precision: str = "fp32") -> Any:
     """A merged net as a ``coremltools.models.MLModel`` (ML Program), not yet saved."""
     if precision not in PRECISIONS:
         raise UserError(f"Core ML packages store {' or '.join(PRECISIONS)} weights, not {precision}")
-    config: ModelConfig = model.config  # type: ignore[assignment]
+    config = model_config(model)
     if config.in_channels != 3:
         raise UserError(f"Core ML export writes RGB nets, not {config.in_channels}-channel ones")
     ct = _coremltools()
@@ -160,7 +161,7 @@ def export_coreml(model: nn.Module, path: str | Path, precision: str = "fp32") -
         package.rmdir()
 
     atomic_write_folder(path, write)
-    config: ModelConfig = model.config  # type: ignore[assignment]
+    config = model_config(model)
     notes = [f"Core ML ML Program: input '{INPUT}' 1x3xHxW RGB float32 in [0, 1] (H, W 1..{MAX_SIDE}), output "
              f"'{OUTPUT}' 1x3x{config.scale}Hx{config.scale}W, not clamped; {precision}; iOS 15 / macOS 12 or later",
              f"flexible size: any H and W in range; the Neural Engine runs the default {DEFAULT_SIDE}x{DEFAULT_SIDE} "

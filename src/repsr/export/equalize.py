@@ -23,17 +23,18 @@ import copy
 import torch
 from torch import Tensor, nn
 
+from repsr.models import CompactSR
+
 
 def _chain(model: nn.Module) -> list[nn.Conv2d] | None:
     """The convs of a plain conv -> PReLU -> conv ... chain (a merged ``compact`` net), else None."""
-    body = getattr(model, "body", None)
-    if getattr(getattr(model, "config", None), "arch", None) != "compact" or not isinstance(body, nn.ModuleList):
+    if not isinstance(model, CompactSR):
         return None
-    layers = list(body)
-    convs = layers[0::2]
-    if not all(isinstance(c, nn.Conv2d) for c in convs) or not all(isinstance(a, nn.PReLU) for a in layers[1::2]):
+    layers = list(model.body)
+    convs = [c for c in layers[0::2] if isinstance(c, nn.Conv2d)]
+    if len(convs) != len(layers[0::2]) or not all(isinstance(a, nn.PReLU) for a in layers[1::2]):
         return None
-    return convs  # type: ignore[return-value]
+    return convs
 
 
 def scale_channels(conv: nn.Conv2d, following: nn.Conv2d, scale: Tensor) -> None:

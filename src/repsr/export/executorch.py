@@ -40,10 +40,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from repsr.atomic import atomic_write
-from repsr.config import ModelConfig
 from repsr.errors import UserError
 from repsr.export.quiet import quiet
-from repsr.models import declared_facts
+from repsr.models import CompactSR, declared_facts, model_config
 
 PRECISIONS = ("fp32", "fp16")
 MAX_SIDE = 512  # input pixels per side; the planned activation memory grows with its square (x4: ~100 MB)
@@ -53,10 +52,12 @@ METADATA = "repsr_metadata"
 class CompactForward(nn.Module):
     """A merged Compact net with its global skip folded into the pixel shuffle's input (module docstring)."""
 
-    def __init__(self, model: nn.Module) -> None:
+    copy: Tensor  # (in * s^2, in, 1, 1): repeats each input colour onto its s^2 shuffle positions
+
+    def __init__(self, model: CompactSR) -> None:
         super().__init__()
-        config: ModelConfig = model.config  # type: ignore[assignment]
-        self.body, self.scale = model.body, config.scale  # type: ignore[union-attr]
+        config = model.config
+        self.body, self.scale = model.body, config.scale
         groups = config.scale**2
         copy = torch.zeros(config.in_channels * groups, config.in_channels, 1, 1)
         for c in range(config.in_channels):  # pixel shuffle input channel c * s^2 + k is colour c's k-th position
@@ -80,13 +81,13 @@ class MobileForward(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         x = x.flip(1) if self.bgr else x
-        y = self.net(x.to(self.dtype)).float()
+        y: Tensor = self.net(x.to(self.dtype)).float()
         return y.flip(1) if self.bgr else y
 
 
 def _net(model: nn.Module) -> nn.Module:
-    config: ModelConfig = model.config  # type: ignore[assignment]
-    if config.arch == "compact":
+    config = model_config(model)
+    if isinstance(model, CompactSR):
         return CompactForward(model)
     if config.arch == "bicubic_pp":
         return model
@@ -97,7 +98,7 @@ def executorch_program(model: nn.Module, precision: str = "fp32") -> tuple[bytes
     """``(.pte bytes, planned activation bytes)`` of a merged Compact or Bicubic++ net."""
     if precision not in PRECISIONS:
         raise UserError(f"ExecuTorch files store {' or '.join(PRECISIONS)} weights, not {precision}")
-    config: ModelConfig = model.config  # type: ignore[assignment]
+    config = model_config(model)
     if config.in_channels != 3:
         raise UserError(f"ExecuTorch export writes RGB nets, not {config.in_channels}-channel ones")
     with quiet():
@@ -128,7 +129,7 @@ def export_executorch(model: nn.Module, path: str | Path, precision: str = "fp32
     """Write ``path`` (.pte) atomically; returns the notes a user needs (interface, bounds, memory)."""
     data, planned = executorch_program(model, precision)
     atomic_write(path, lambda tmp: Path(tmp).write_bytes(data))
-    config: ModelConfig = model.config  # type: ignore[assignment]
+    config = model_config(model)
     align = declared_facts(config)[1]
     sides = f"1..{MAX_SIDE}" if align == 1 else f"even, 2..{MAX_SIDE} (pad an odd side by one replicated row/column)"
     notes = [f"ExecuTorch program, XNNPACK delegate: forward(1x3xHxW float32 RGB in [0, 1]) -> 1x3x{config.scale}Hx"

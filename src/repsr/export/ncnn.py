@@ -23,7 +23,7 @@ from __future__ import annotations
 import dataclasses
 import struct
 from pathlib import Path
-from typing import NamedTuple
+from typing import NamedTuple, TypedDict
 
 import numpy as np
 import torch
@@ -32,6 +32,7 @@ from torch import Tensor, nn
 from repsr.atomic import atomic_write
 from repsr.config import ModelConfig
 from repsr.errors import OutputError, UserError
+from repsr.models import BicubicPP, CompactSR, model_config
 
 MAGIC = "7767517"
 FP16_TAG = 0x01306B47  # ncnn's tag for fp16 weights; 0 means fp32
@@ -98,7 +99,14 @@ def _out_groups_reversed(t: Tensor, groups: int) -> Tensor:
     return t.reshape(groups, -1, *t.shape[1:]).flip(0).reshape(t.shape)
 
 
-def _rgb(config: ModelConfig, first: nn.Conv2d, last: nn.Conv2d) -> tuple[dict, dict]:
+class _Fold(TypedDict, total=False):
+    """Replacement weights of one conv (keyword arguments of :func:`_conv`)."""
+
+    weight: Tensor
+    bias: Tensor | None
+
+
+def _rgb(config: ModelConfig, first: nn.Conv2d, last: nn.Conv2d) -> tuple[_Fold, _Fold]:
     """Weights of the first and last conv for an RGB file: a BGR net ``f`` becomes ``P f(P x)`` (``P`` reverses
     the colours), which is the same function on RGB pixels."""
     if not config.bgr:
@@ -109,10 +117,10 @@ def _rgb(config: ModelConfig, first: nn.Conv2d, last: nn.Conv2d) -> tuple[dict, 
     return {"weight": first.weight.flip(1)}, {"weight": _out_groups_reversed(last.weight, 3), "bias": bias}
 
 
-def _compact_layers(model: nn.Module, fp16: bool) -> tuple[list[Layer], list[bytes]]:
+def _compact_layers(model: CompactSR, fp16: bool) -> tuple[list[Layer], list[bytes]]:
     """CompactSR: ``body`` (Conv3x3 + PReLU stack), PixelShuffle(s), plus the nearest-upsampled input."""
-    config: ModelConfig = model.config  # type: ignore[assignment]
-    body = list(model.body)  # type: ignore[union-attr,arg-type]
+    config = model.config
+    body = list(model.body)
     convs = [m for m in body if isinstance(m, nn.Conv2d)]
     folds = dict(zip((id(convs[0]), id(convs[-1])), _rgb(config, convs[0], convs[-1]), strict=True))
     layers = [Layer("Input", "input", (), (INPUT,)), Layer("Split", "split", (INPUT,), ("body_in", "skip_in"))]
@@ -120,7 +128,7 @@ def _compact_layers(model: nn.Module, fp16: bool) -> tuple[list[Layer], list[byt
     for i, module in enumerate(body):
         top = f"body{i}"
         if isinstance(module, nn.Conv2d):
-            layer, blob = _conv(f"conv{i}", module, bottom, top, fp16, **folds.get(id(module), {}))
+            layer, blob = _conv(f"conv{i}", module, bottom, top, fp16, **folds.get(id(module), _Fold()))
         elif isinstance(module, nn.PReLU):
             layer, blob = Layer("PReLU", f"prelu{i}", (bottom,), (top,), {0: module.weight.numel()}), _plain(
                 module.weight)
@@ -136,7 +144,7 @@ def _compact_layers(model: nn.Module, fp16: bool) -> tuple[list[Layer], list[byt
     return layers, blobs
 
 
-def _bicubic_pp_layers(model: nn.Module, fp16: bool) -> tuple[list[Layer], list[bytes]]:
+def _bicubic_pp_layers(model: BicubicPP, fp16: bool) -> tuple[list[Layer], list[bytes]]:
     """Bicubic++, with the module's odd-size handling written as layers that need no size-dependent branch.
 
     The module replicates one row/column onto an odd side and crops the output to ``scale`` times the input.
@@ -145,9 +153,9 @@ def _bicubic_pp_layers(model: nn.Module, fp16: bool) -> tuple[list[Layer], list[
     ``ceil(H / 2)`` rows, upsampled x2): even sides lose the extra row again, odd sides keep it, exactly the
     module's padded input. The output is cropped to the size of the input upsampled by ``scale``.
     """
-    config: ModelConfig = model.config  # type: ignore[assignment]
-    first_fold, last_fold = _rgb(config, model.conv0, model.conv_out)  # type: ignore[arg-type]
-    slope = float(model.act.negative_slope)  # type: ignore[union-attr,arg-type]
+    config = model.config
+    first_fold, last_fold = _rgb(config, model.conv0, model.conv_out)
+    slope = float(model.act.negative_slope)
     s = float(config.scale)
     layers = [Layer("Input", "input", (), (INPUT,)),
               Layer("Split", "split", (INPUT,), ("pad_in", "grid_in", "size_in")),
@@ -155,10 +163,10 @@ def _bicubic_pp_layers(model: nn.Module, fp16: bool) -> tuple[list[Layer], list[
               Layer("Pooling", "half_grid", ("grid_in",), ("half",), {0: 0, 1: 1, 2: 2, 5: 1}),
               Layer("Interp", "even_grid", ("half",), ("even",), {0: 1, 1: 2.0, 2: 2.0}),
               Layer("Crop", "to_even", ("padded", "even"), ("x",))]
-    convs = [_conv("conv0", model.conv0, "x", "x0", fp16, slope=slope, **first_fold),  # type: ignore[arg-type]
-             _conv("conv1", model.conv1, "x0_a", "y1", fp16, slope=slope),  # type: ignore[arg-type]
-             _conv("conv2", model.conv2, "y1", "y2", fp16, slope=slope)]  # type: ignore[arg-type]
-    tail = _conv("conv_out", model.conv_out, "y", "z", fp16, **last_fold)  # type: ignore[arg-type]
+    convs = [_conv("conv0", model.conv0, "x", "x0", fp16, slope=slope, **first_fold),
+             _conv("conv1", model.conv1, "x0_a", "y1", fp16, slope=slope),
+             _conv("conv2", model.conv2, "y1", "y2", fp16, slope=slope)]
+    tail = _conv("conv_out", model.conv_out, "y", "z", fp16, **last_fold)
     layers += [convs[0][0], Layer("Split", "split_x0", ("x0",), ("x0_a", "x0_b")), convs[1][0], convs[2][0],
                Layer("BinaryOp", "residual", ("y2", "x0_b"), ("y",), {0: 0}), tail[0],
                Layer("PixelShuffle", "shuffle", ("z",), ("big",), {0: 2 * config.scale, 1: 0}),
@@ -167,19 +175,20 @@ def _bicubic_pp_layers(model: nn.Module, fp16: bool) -> tuple[list[Layer], list[
     return layers, [blob for _, blob in convs] + [tail[1]]
 
 
-WRITERS = {"compact": _compact_layers, "bicubic_pp": _bicubic_pp_layers}
-
-
 def ncnn_model(model: nn.Module, precision: str = "fp32") -> tuple[str, bytes]:
     """``(param text, bin bytes)`` of a merged Compact or Bicubic++ net; ``precision`` fp16 stores the conv kernels
     as fp16 (half the file; biases and slopes stay fp32, as ncnn reads them)."""
     if precision not in PRECISIONS:
         raise UserError(f"ncnn files store {' or '.join(PRECISIONS)} weights, not {precision}")
-    config: ModelConfig = model.config  # type: ignore[assignment]
-    if config.arch not in WRITERS:
-        raise UserError(f"ncnn export writes merged {' and '.join(WRITERS)} nets, not {config.arch} (merge it first)")
+    fp16 = precision == "fp16"
     with torch.no_grad():
-        layers, blobs = WRITERS[config.arch](model, precision == "fp16")
+        if isinstance(model, CompactSR):
+            layers, blobs = _compact_layers(model, fp16)
+        elif isinstance(model, BicubicPP):
+            layers, blobs = _bicubic_pp_layers(model, fp16)
+        else:
+            arch = model_config(model).arch
+            raise UserError(f"ncnn export writes merged compact and bicubic_pp nets, not {arch} (merge it first)")
     names = {top for layer in layers for top in layer.tops}
     text = "\n".join([MAGIC, f"{len(layers)} {len(names)}", *(layer.line() for layer in layers)]) + "\n"
     return text, b"".join(blobs)
@@ -202,8 +211,8 @@ def parse_param(text: str, source: str) -> list[Layer]:
 
 
 def _parse_line(line: str) -> Layer:
-    kind, name, n_in, n_out, *rest = line.split()
-    n_in, n_out = int(n_in), int(n_out)
+    kind, name, ins, outs, *rest = line.split()
+    n_in, n_out = int(ins), int(outs)
     bottoms, tops, pairs = rest[:n_in], rest[n_in:n_in + n_out], rest[n_in + n_out:]
     if len(tops) != n_out:
         raise ValueError(line)
@@ -218,17 +227,25 @@ def _parse_line(line: str) -> Layer:
     return Layer(kind, name, tuple(bottoms), tuple(tops), params)
 
 
+def _int(params: dict[int, Param], key: int, default: int | None = None) -> int:
+    """Param ``key`` as an integer (``default`` when absent and given); an array there is a ``TypeError``."""
+    value = params[key] if default is None else params.get(key, default)
+    if isinstance(value, tuple):
+        raise TypeError(f"ncnn param {key} is an array, not a number")
+    return int(value)
+
+
 def weight_arrays(layers: list[Layer]) -> list[tuple[Layer, int, bool]] | None:
     """``(layer, values, tagged)`` for every float array the ``.bin`` holds, in file order; None when a layer type
     that repsr cannot size is present (a foreign file with other weighted layers)."""
     arrays = []
     for layer in layers:
         if layer.kind == "Convolution" and not layer.params.get(8) and not layer.params.get(19):  # no int8, no
-            arrays.append((layer, int(layer.params.get(6, 0)), True))  # dynamic weights
+            arrays.append((layer, _int(layer.params, 6, 0), True))  # dynamic weights
             if layer.params.get(5):
-                arrays.append((layer, int(layer.params.get(0, 0)), False))
+                arrays.append((layer, _int(layer.params, 0, 0), False))
         elif layer.kind == "PReLU":
-            arrays.append((layer, int(layer.params.get(0, 0)), False))
+            arrays.append((layer, _int(layer.params, 0, 0), False))
         elif layer.kind not in WEIGHTLESS or (layer.kind == "Padding" and layer.params.get(6)):
             return None
     return arrays
@@ -280,18 +297,20 @@ def config_of(layers: list[Layer]) -> ModelConfig | None:
     shuffle = next((layer.params for layer in layers if layer.kind == "PixelShuffle"), None)
     if not convs or shuffle is None:
         return None
-    in_channels = int(convs[0][6]) // (int(convs[0][0]) * int(convs[0][1]) * int(convs[0].get(11, convs[0][1])))
-    common = {"in_channels": in_channels, "channels": int(convs[0][0])}
+    first = convs[0]
+    channels = _int(first, 0)
+    in_channels = _int(first, 6) // (channels * _int(first, 1) * _int(first, 11, _int(first, 1)))
     compact = ["Input", "Split"] + ["Convolution", "PReLU"] * (len(convs) - 1) + [
         "Convolution", "PixelShuffle", "Interp", "BinaryOp"]
     if kinds == compact and len(convs) >= 2:
-        return ModelConfig(arch="compact", scale=int(shuffle[0]), blocks=len(convs) - 2, **common)
+        return ModelConfig(arch="compact", scale=_int(shuffle, 0), blocks=len(convs) - 2, in_channels=in_channels,
+                           channels=channels)
     bicubic_pp = ["Input", "Split", "Padding", "Pooling", "Interp", "Crop", "Convolution", "Split", "Convolution",
                   "Convolution", "BinaryOp", "Convolution", "PixelShuffle", "Interp", "Crop"]
-    if kinds == bicubic_pp and int(shuffle[0]) % 2 == 0:
-        mid = int(convs[1][0])
-        return ModelConfig(arch="bicubic_pp", scale=int(shuffle[0]) // 2, bias=bool(convs[0].get(5)),
-                           mid_channels=None if mid == common["channels"] else mid, **common)
+    if kinds == bicubic_pp and _int(shuffle, 0) % 2 == 0:
+        mid = _int(convs[1], 0)
+        return ModelConfig(arch="bicubic_pp", scale=_int(shuffle, 0) // 2, bias=bool(first.get(5)),
+                           mid_channels=None if mid == channels else mid, in_channels=in_channels, channels=channels)
     return None
 
 
@@ -319,7 +338,7 @@ def export_ncnn(model: nn.Module, path: str | Path, precision: str = "fp32") -> 
     if not _replaceable(weights, path):
         raise OutputError(f"{weights} exists and is not the weights of an ncnn {path.name}: not overwriting it "
                           "(choose another name or remove it)")
-    config: ModelConfig = model.config  # type: ignore[assignment]
+    config = model_config(model)
     text, data = ncnn_model(model, precision)
     atomic_write(weights, lambda tmp: Path(tmp).write_bytes(data))
     atomic_write(path, lambda tmp: Path(tmp).write_text(text))

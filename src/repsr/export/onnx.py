@@ -24,6 +24,7 @@ from __future__ import annotations
 import logging
 import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -31,9 +32,11 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from repsr.atomic import atomic_write
-from repsr.config import ModelConfig
 from repsr.errors import UserError
-from repsr.models import declared_facts
+from repsr.models import declared_facts, model_config
+
+if TYPE_CHECKING:
+    import onnx  # at run time imported where used: importing it slows every repsr command's startup
 
 CONFIG_KEY = "repsr.config"
 QUANT_KEY = "repsr.quantization"  # set by repsr.export.quantize: the options of an INT8 file
@@ -45,12 +48,13 @@ class AlignedForward(nn.Module):
 
     def __init__(self, model: nn.Module, align: int) -> None:
         super().__init__()
-        self.model, self.align, self.scale = model, align, int(model.config.scale)  # type: ignore[union-attr]
+        self.model, self.align, self.scale = model, align, model_config(model).scale
 
     def forward(self, x: Tensor) -> Tensor:
         h, w = x.shape[-2:]
         x = F.pad(x, (0, (-w) % self.align, 0, (-h) % self.align), mode="replicate")
-        return self.model(x)[..., : h * self.scale, : w * self.scale]
+        y: Tensor = self.model(x)
+        return y[..., : h * self.scale, : w * self.scale]
 
 
 def traceable(model: nn.Module) -> tuple[nn.Module, Tensor]:
@@ -58,7 +62,7 @@ def traceable(model: nn.Module) -> tuple[nn.Module, Tensor]:
 
     The example has odd multiples of the alignment in both dimensions, so no size happens to be special.
     """
-    config: ModelConfig = model.config  # type: ignore[assignment]
+    config = model_config(model)
     model = model.eval().float().cpu()
     align = declared_facts(config)[1]
     net = AlignedForward(model, align).eval() if align > 1 else model
@@ -83,7 +87,7 @@ def export_onnx(model: nn.Module, path: str | Path, opset: int = 18) -> None:
     The graph takes the model's raw input (float32 in [0, 1], in the channel order the weights
     expect) and does not clamp: callers clamp, exactly as :func:`repsr.inference.super_resolve`.
     """
-    config: ModelConfig = model.config  # type: ignore[assignment]
+    config = model_config(model)
     net, example = traceable(model)
     dim = torch.export.Dim
     shapes = ({0: dim("batch"), 2: dim("height"), 3: dim("width")},)
@@ -94,6 +98,7 @@ def export_onnx(model: nn.Module, path: str | Path, opset: int = 18) -> None:
             warnings.simplefilter("ignore")
             program = torch.onnx.export(net, (example,), dynamo=True, opset_version=opset, verbose=False,
                                         dynamic_shapes=shapes, input_names=["input"], output_names=["output"])
+        assert program is not None  # the dynamo exporter always returns an ONNXProgram
         onnx_model = program.model_proto
         shuffles_to_dcr(onnx_model)
         entry = onnx_model.metadata_props.add()
@@ -104,11 +109,11 @@ def export_onnx(model: nn.Module, path: str | Path, opset: int = 18) -> None:
 
     try:
         atomic_write(path, write)
-    except torch.onnx.errors.OnnxExporterError as exc:  # type: ignore[attr-defined]
+    except torch.onnx.errors.OnnxExporterError as exc:
         raise UserError(f"ONNX export of {config.arch} failed: {str(exc).splitlines()[0]}") from None
 
 
-def shuffles_to_dcr(proto) -> None:  # noqa: ANN001 - an onnx.ModelProto (onnx is imported lazily)
+def shuffles_to_dcr(proto: onnx.ModelProto) -> None:
     """Rewrite every CRD DepthToSpace fed only by a Conv with constant weights into DCR mode, in place.
 
     CRD reads input channel ``c * r * r + i * r + j``, DCR reads ``(i * r + j) * C + c``; moving
@@ -129,13 +134,13 @@ def shuffles_to_dcr(proto) -> None:  # noqa: ANN001 - an onnx.ModelProto (onnx i
         conv = producers.get(node.input[0])
         if node.op_type != "DepthToSpace" or mode is None or mode.s != b"CRD" or conv is None:
             continue
-        params = [inits.get(name) for name in conv.input[1:]]
-        if conv.op_type != "Conv" or None in params or consumers.get(node.input[0]) != 1 \
-                or any(consumers.get(t.name) != 1 for t in params):  # type: ignore[union-attr]
+        params = [inits[name] for name in conv.input[1:] if name in inits]
+        if conv.op_type != "Conv" or len(params) < len(conv.input) - 1 or consumers.get(node.input[0]) != 1 \
+                or any(consumers.get(t.name) != 1 for t in params):
             continue
         r = next(a.i for a in node.attribute if a.name == "blocksize")
-        channels = numpy_helper.to_array(params[0]).shape[0]  # type: ignore[arg-type]
+        channels = numpy_helper.to_array(params[0]).shape[0]
         order = np.arange(channels).reshape(channels // (r * r), r * r).T.reshape(-1)
         for tensor in params:
-            tensor.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(tensor)[order], tensor.name))  # type: ignore[union-attr]
+            tensor.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(tensor)[order], tensor.name))
         mode.s = b"DCR"

@@ -11,6 +11,7 @@ on load (equal output, faster); a shipped file, already merged, is not merged ag
 
 from __future__ import annotations
 
+import torch
 from torch import nn
 
 from repsr.hub import model_path, resolve_model
@@ -18,7 +19,7 @@ from repsr.inference.engines import LoadRequest, auto_precision, choose_engine, 
 from repsr.inference.upscaler import Upscaler
 
 
-def load_runner(name_or_path: str, device: str = "cpu", bgr: bool | None = None,
+def load_runner(name_or_path: str, device: str | torch.device = "cpu", bgr: bool | None = None,
                 threads: int = 0) -> nn.Module | Upscaler:
     """A PyTorch module (eval mode, on ``device``) for weights files and shipped names, or for a model file
     (``.onnx``, ``.xml``) the upscaler of the engine of its format (onnxruntime, OpenVINO) on the CPU.
@@ -28,7 +29,7 @@ def load_runner(name_or_path: str, device: str = "cpu", bgr: bool | None = None,
     path = model_path(name_or_path)
     if not is_model_file(path):
         return resolve_model(name_or_path, device=device, bgr=bgr)
-    return load_upscaler(name_or_path, owner_of(path).name, device, bgr=bgr, threads=threads)
+    return load_upscaler(name_or_path, owner_of(path).name, str(device), bgr=bgr, threads=threads)
 
 
 def load_upscaler(name_or_path: str, backend: str | None = None, device: str | None = "cpu", half: bool = False,

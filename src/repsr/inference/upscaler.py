@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import copy
 import sys
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import torch
 from torch import Tensor, nn
 
 from repsr.errors import UserError
+from repsr.models import model_config
 
 FACTS = ("scale", "receptive_radius", "tile_alignment", "bgr")
 
@@ -42,10 +43,10 @@ def super_resolve(model: nn.Module, lr: Tensor) -> Tensor:
     """
     param = next(model.parameters())
     x = lr.to(device=param.device, dtype=param.dtype)
-    bgr = bool(model.config.bgr)  # type: ignore[union-attr]
+    bgr = model_config(model).bgr
     if bgr:
         x = x.flip(1)
-    y = model(x)
+    y: Tensor = model(x)
     if bgr:
         y = y.flip(1)
     return y.clamp_(0.0, 1.0).to(lr.dtype)
@@ -63,7 +64,8 @@ def resolve_device(name: str | None) -> torch.device:
         raise UserError(f"unknown device '{name}' (use cpu or cuda)") from None
 
 
-def _declared(model: object, name: str) -> object:
+def _declared(model: object, name: str) -> Any:
+    """The fact ``name`` as ``model`` declares it (a class attribute, a property or a plain attribute)."""
     try:
         return getattr(model, name)
     except (AttributeError, TypeError) as exc:  # TypeError: a family that does not declare its radius
@@ -81,11 +83,11 @@ class TorchUpscaler:
 
     def __init__(self, model: nn.Module, device: torch.device | str | None = None, half: bool = False,
                  channels_last: bool = False) -> None:
-        self.scale: int = int(_declared(model, "scale"))  # type: ignore[call-overload]
-        self.receptive_radius: int = int(_declared(model, "receptive_radius"))  # type: ignore[call-overload]
-        self.tile_alignment: int = int(_declared(model, "tile_alignment"))  # type: ignore[call-overload]
+        self.scale = int(_declared(model, "scale"))
+        self.receptive_radius = int(_declared(model, "receptive_radius"))
+        self.tile_alignment = int(_declared(model, "tile_alignment"))
         self.bgr = bool(_declared(model, "bgr"))
-        self.config = model.config  # type: ignore[union-attr]
+        self.config = model_config(model)
         self.device = torch.device(device) if device is not None else next(model.parameters()).device
         if half and self.device.type != "cuda":
             raise UserError("--half needs --device cuda (fp16 convolutions are slow or missing on CPU)")
@@ -95,7 +97,8 @@ class TorchUpscaler:
             self._fp32 = copy.deepcopy(self.model).float()
             self.model = self.model.half()
         if channels_last:
-            self.model = self.model.to(memory_format=torch.channels_last)
+            self.model = self.model.to(  # type: ignore[call-overload]  # Module.to's stub lacks memory_format
+                memory_format=torch.channels_last)
         self.half = half
         self._warned = False
 

@@ -15,7 +15,7 @@ from torch import nn
 from repsr.blocks import BLOCK_OPTIONS, BLOCKS
 from repsr.config import ModelConfig
 from repsr.models.bicubic_pp import BicubicPP
-from repsr.models.facts import ModelFacts, config_of
+from repsr.models.facts import ModelFacts, model_config
 from repsr.models.vgg import CompactSR, RepVGGSR
 
 # Every architecture by name. The training-time families merge into "compact".
@@ -77,5 +77,5 @@ def create_model(arch: str, *, scale: int, blocks: int = 4, channels: int | None
     return build_model(ModelConfig(arch=arch, scale=scale, blocks=blocks, channels=channels, **options))
 
 
-__all__ = ["ARCHS", "PRESETS", "BicubicPP", "CompactSR", "ModelFacts", "RepVGGSR", "build_model", "config_of",
-           "create_model", "declared_facts", "parse_preset"]
+__all__ = ["ARCHS", "PRESETS", "BicubicPP", "CompactSR", "ModelFacts", "RepVGGSR", "build_model", "create_model",
+           "declared_facts", "model_config", "parse_preset"]

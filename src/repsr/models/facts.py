@@ -42,7 +42,7 @@ class ModelFacts:
         return bool(self.config.bgr)
 
 
-def config_of(model: nn.Module) -> ModelConfig:
+def model_config(model: nn.Module) -> ModelConfig:
     """The :class:`ModelConfig` a repsr network was built from (every family keeps it as ``config``).
 
     Read by attribute, not by class, so a wrapper that forwards attributes (``torch.compile``'s

@@ -25,7 +25,6 @@ from dataclasses import dataclass
 
 import torch
 import torch_pruning as tp
-from torch import nn
 
 from repsr.config import replace
 from repsr.models.bicubic_pp import BicubicPP
@@ -73,7 +72,7 @@ def channel_masked(model: BicubicPP, group: ChannelGroup, index: int) -> Iterato
                     conv.bias[index].copy_(bias)
 
 
-def rebuild(pruned: nn.Module, config_source: BicubicPP, bias: bool | None = None) -> BicubicPP:
+def rebuild(pruned: BicubicPP, config_source: BicubicPP, bias: bool | None = None) -> BicubicPP:
     """A fresh BicubicPP whose config matches ``pruned``'s conv shapes, holding its weights."""
     c, mid = pruned.conv0.out_channels, pruned.conv1.out_channels
     config = replace(config_source.config, channels=c, mid_channels=None if mid == c else mid,

@@ -15,14 +15,18 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
+from typing import TypeVar
 
 from torch import nn
 
 from repsr.data.images import Pair
 from repsr.data.patches import load_pairs
+from repsr.models import model_config
 from repsr.train.config import TrainConfig
 from repsr.train.loop import train
 from repsr.weights import save_model
+
+M = TypeVar("M", bound=nn.Module)
 
 # Bicubic++'s own fine-tuning recipe (MSE, Adam (0.9, 0.999), linearly decayed rate, no BN, NTIRE LR),
 # the base of every fine-tune when no --finetune-config is given; `--lr X` also sets optim.min_lr to X / 10.
@@ -39,11 +43,11 @@ class Finetuner:
         self.steps = 0
         self._pairs: list[Pair] | None = None
 
-    def __call__(self, model: nn.Module) -> nn.Module:
+    def __call__(self, model: M) -> M:
         """One pruning round's fine-tune: ``round_iters`` iterations (the net unchanged when 0)."""
         return self.step(model, self.round_iters, "round")
 
-    def step(self, model: nn.Module, iters: int, what: str) -> nn.Module:
+    def step(self, model: M, iters: int, what: str) -> M:
         """A short run of ``iters`` iterations in ``output/steps/NN-what``, without validation."""
         if iters <= 0:
             return model
@@ -54,18 +58,21 @@ class Finetuner:
                                      seed=self.config.seed + self.steps)
         return self._run(model, config, output)
 
-    def final(self, model: nn.Module) -> nn.Module:
+    def final(self, model: M) -> M:
         """The full-length run of the config (its validation included), in ``output`` itself."""
         return self._run(model, self.config, Path(self.config.output))
 
-    def _run(self, model: nn.Module, config: TrainConfig, output: Path) -> nn.Module:
+    def _run(self, model: M, config: TrainConfig, output: Path) -> M:
         init = output / "init.safetensors"
         save_model(model, init)
-        config = dataclasses.replace(config, model=model.config, output=str(output),
+        config = dataclasses.replace(config, model=model_config(model), output=str(output),
                                      train=dataclasses.replace(config.train, init_weights=str(init)))
         result = train(config, pairs=self._training_pairs(config))
         device = next(model.parameters()).device
-        return result.eval_model.to(device).train(model.training)
+        trained = result.eval_model.to(device).train(model.training)
+        if not isinstance(trained, type(model)):  # the run rebuilt the net from its config: the same class
+            raise TypeError(f"fine-tuning a {type(model).__name__} returned a {type(trained).__name__}")
+        return trained
 
     def _training_pairs(self, config: TrainConfig) -> list[Pair]:
         if self._pairs is None:

@@ -65,7 +65,8 @@ def cheapest(model: BicubicPP, val: ValBatch, targets: dict[str, int], count: in
     return chosen
 
 
-def prune_round(model: BicubicPP, val: ValBatch, targets: dict[str, int], count: int) -> tuple[BicubicPP, list]:
+def prune_round(model: BicubicPP, val: ValBatch, targets: dict[str, int],
+                count: int) -> tuple[BicubicPP, list[tuple[str, int, float]]]:
     """Remove the ``count`` globally cheapest channels; returns the new dense net and what went."""
     chosen = cheapest(model, val, targets, count)
     for group in GROUPS:

@@ -12,7 +12,7 @@ function's docstring says otherwise.
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import NamedTuple, cast
 
 import torch
 import torch.nn.functional as F
@@ -101,7 +101,8 @@ def add(*pairs: KernelBias) -> KernelBias:
     """Parallel branches on the same input sum: kernels (padded to the largest size) and biases add."""
     size = max(p.kernel.shape[-1] for p in pairs)
     padded = [pad_to(p, size) for p in pairs]
-    return KernelBias(sum(p.kernel for p in padded), sum(p.bias for p in padded))  # type: ignore[arg-type]
+    # typed Tensor | 0 by typeshed's sum(); a tensor here, as there is at least one pair
+    return KernelBias(cast(Tensor, sum(p.kernel for p in padded)), cast(Tensor, sum(p.bias for p in padded)))
 
 
 def compose_1x1_kxk(first: KernelBias, second: KernelBias) -> KernelBias:

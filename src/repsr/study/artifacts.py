@@ -9,6 +9,7 @@ same error in textured blocks. Artifacts raise the first much more than the seco
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from PIL import Image, ImageDraw
 from torch import nn
 
 from repsr.data.datasets import find_dataset
+from repsr.data.images import Pair
 from repsr.evaluate import matlab_bicubic, pixel_upscaler
 from repsr.imageio import write_image
 from repsr.metrics import psnr, rgb_to_y
@@ -62,7 +64,8 @@ def _masked_mean(values: np.ndarray, mask: np.ndarray) -> float:
     return float(values[mask].mean()) if mask.any() else float("nan")
 
 
-def compare(baseline: nn.Module, fixed: nn.Module, eval_sets: list[str], scale: int):
+def compare(baseline: nn.Module, fixed: nn.Module, eval_sets: list[str],
+            scale: int) -> Iterator[tuple[ImageArtifacts, Pair, list[np.ndarray], np.ndarray, np.ndarray]]:
     """Yield ``(ImageArtifacts, sample, [sr_baseline, sr_fixed], baseline block errors, smooth mask)``."""
     upscalers = [pixel_upscaler(m) for m in (baseline, fixed)]
     for path in eval_sets:
@@ -71,8 +74,9 @@ def compare(baseline: nn.Module, fixed: nn.Module, eval_sets: list[str], scale: 
             sample = dataset.load(pair)
             srs = [up(sample.lr) for up in upscalers]
             (eb, smooth), (ef, _) = (block_errors(sr, sample.hr) for sr in srs)
+            psnr_baseline, psnr_fixed = (psnr(sr, sample.hr, scale) for sr in srs)
             result = ImageArtifacts(
-                dataset.name, pair.name, *(psnr(sr, sample.hr, scale) for sr in srs),
+                dataset.name, pair.name, psnr_baseline, psnr_fixed,
                 _masked_mean(eb, smooth), _masked_mean(ef, smooth),
                 _masked_mean(eb, ~smooth), _masked_mean(ef, ~smooth),
             )
@@ -96,7 +100,7 @@ def side_by_side(panels: list[tuple[str, np.ndarray]], centre: tuple[int, int], 
     tiles = []
     for caption, img in panels:
         crop = Image.fromarray(_rgb(img)[top : top + size, left : left + size]).resize(
-            (size * zoom, size * zoom), Image.NEAREST)
+            (size * zoom, size * zoom), Image.Resampling.NEAREST)
         canvas = Image.new("RGB", (size * zoom, size * zoom + 18), "white")
         canvas.paste(crop, (0, 18))
         ImageDraw.Draw(canvas).text((4, 3), caption, fill="black")

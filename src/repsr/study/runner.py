@@ -11,6 +11,7 @@ a variant whose training diverged.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -99,7 +100,7 @@ def _bench_input(size: str) -> torch.Tensor:
 
 def _curve(run_dir: Path) -> list[dict[str, float]]:
     """Validation PSNR (mean over val sets, merged net) per iteration; seconds come with the costs."""
-    points = []
+    points: list[dict[str, float]] = []
     path = run_dir / "metrics.jsonl"
     if not path.is_file():
         return points
@@ -111,7 +112,8 @@ def _curve(run_dir: Path) -> list[dict[str, float]]:
     return points
 
 
-def score_model(model: torch.nn.Module | None, eval_sets: list[str], scale: int) -> tuple[dict, dict]:
+def score_model(model: torch.nn.Module | None, eval_sets: list[str],
+                scale: int) -> tuple[dict[str, dict[str, float]], dict[str, dict[str, float]]]:
     """Mean PSNR/SSIM per set and per-image PSNR of ``model`` (None: MATLAB bicubic)."""
     results = evaluate(model, eval_sets, scale, progress=False)
     scores = {name: {"psnr": r.psnr, "ssim": r.ssim} for name, r in results.items()}
@@ -196,7 +198,7 @@ def run_step_ms(configs: dict[str, TrainConfig], batch: int, patch: int) -> dict
 
 
 def run_study(study: StudyConfig, only: list[str] | None = None, report_only: bool = False,
-              log=print) -> dict[str, Any]:
+              log: Callable[[str], object] = print) -> dict[str, Any]:
     """Run every (or the ``only``) variant not yet finished and collect all results in one dict.
 
     ``report_only`` trains nothing: the report covers the finished variants (a study part-way done,

@@ -142,7 +142,8 @@ class Trainer:
             raise UserError(f"model: {exc}") from None
         model = model.to(self.device)
         if self.cuda and self.config.train.channels_last:
-            model = model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # stub lacks memory_format
+            model = model.to(  # type: ignore[call-overload]  # Module.to's stub lacks memory_format
+                memory_format=torch.channels_last)
         if self.config.train.sync_bn and self.info.enabled:
             convert_sync_switchable_bn(model)
         return model.train()

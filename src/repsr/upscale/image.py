@@ -8,6 +8,7 @@ colours and smooth alpha in GIF) and what decoding changed (CMYK -> RGB) is said
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import cv2
@@ -45,7 +46,7 @@ def _alpha_plane(image: LoadedImage, depth: int) -> np.ndarray:
 
 
 def upscale_pixels(upscaler: Upscaler, image: LoadedImage, size: tuple[int, int], depth: int, keep_alpha: bool,
-                   opts: UpscaleOptions, on_tile=None) -> np.ndarray:
+                   opts: UpscaleOptions, on_tile: Callable[[int], None] | None = None) -> np.ndarray:
     """The output image (H', W', C) of ``size`` = (W', H') as uint8/uint16, colour then alpha.
 
     The network writes its tiles straight into the preallocated result (see

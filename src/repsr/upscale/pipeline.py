@@ -16,12 +16,11 @@ from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 T = TypeVar("T")
-_END = object()
 BUDGET = 1 << 30  # bytes of outputs in flight (computed, not yet written)
 
 
@@ -32,6 +31,12 @@ class Outcome(Generic[T]):
     item: T
     result: Any = None
     error: BaseException | None = None
+
+
+# What the reader hands on: (item, read value, error), and what compute hands on: the same plus the bytes held
+# in flight. The item is Any, not T: the one entry that reports a failed source has item None (see pipelined).
+_Read = tuple[Any, Any, Exception | None]
+_Computed = tuple[Any, Any, Exception | None, int]
 
 
 class InFlight:
@@ -53,7 +58,7 @@ class InFlight:
             self._cond.notify_all()
 
 
-def _put(q: queue.Queue, value: object, stop: threading.Event) -> bool:
+def _put(q: queue.Queue[_Read | None], value: _Read | None, stop: threading.Event) -> bool:
     """Put unless the pipeline was stopped (a consumer that gave up never leaves a thread blocked)."""
     while not stop.is_set():
         try:
@@ -66,7 +71,7 @@ def _put(q: queue.Queue, value: object, stop: threading.Event) -> bool:
 
 def pipelined(items: Iterable[T], read: Callable[[T], Any], compute: Callable[[T, Any], Any],
               write: Callable[[T, Any], Any], size_of: Callable[[T, Any], int] = lambda *_: 0,
-              depth: int = 2, budget: int = BUDGET) -> Iterator[Outcome[T]]:
+              depth: int = 2, budget: int = BUDGET) -> Generator[Outcome[T], None, None]:
     """Run ``write(item, compute(item, read(item)))`` for every item, the stages overlapped.
 
     ``read`` runs on a reader thread, ``compute`` on the calling thread, ``write`` on a writer thread.
@@ -76,9 +81,10 @@ def pipelined(items: Iterable[T], read: Callable[[T], Any], compute: Callable[[T
     ``items`` is iterated on the reader thread (a generator that decodes a video works); if it raises,
     the last outcome has ``item=None`` and that error.
     """
-    to_compute: queue.Queue = queue.Queue(depth)
-    to_write: queue.Queue = queue.Queue(depth)
-    done: queue.Queue = queue.Queue()
+    # None ends each stream (every stage is FIFO, so it comes after everything else)
+    to_compute: queue.Queue[_Read | None] = queue.Queue(depth)
+    to_write: queue.Queue[_Computed | None] = queue.Queue(depth)
+    done: queue.Queue[Outcome[T] | None] = queue.Queue()
     stop, flight = threading.Event(), InFlight(budget)
 
     def reader() -> None:
@@ -92,10 +98,10 @@ def pipelined(items: Iterable[T], read: Callable[[T], Any], compute: Callable[[T
                     return
         except Exception as exc:  # the source itself failed (a demuxer): one outcome without an item
             _put(to_compute, (None, None, exc), stop)
-        _put(to_compute, _END, stop)
+        _put(to_compute, None, stop)
 
     def writer() -> None:
-        while (entry := to_write.get()) is not _END:
+        while (entry := to_write.get()) is not None:
             item, value, error, nbytes = entry
             if error is None:
                 try:
@@ -104,13 +110,13 @@ def pipelined(items: Iterable[T], read: Callable[[T], Any], compute: Callable[[T
                     value, error = None, exc
             flight.release(nbytes)
             done.put(Outcome(item, value, error))
-        done.put(_END)
+        done.put(None)
 
     threads = [threading.Thread(target=reader, daemon=True), threading.Thread(target=writer, daemon=True)]
     for thread in threads:
         thread.start()
     try:
-        while (entry := to_compute.get()) is not _END:
+        while (entry := to_compute.get()) is not None:
             item, value, error = entry
             nbytes = 0
             if error is None:
@@ -122,13 +128,15 @@ def pipelined(items: Iterable[T], read: Callable[[T], Any], compute: Callable[[T
                     value, error = None, exc
             to_write.put((item, value, error, nbytes))
             while not done.empty():
-                yield done.get()
-        to_write.put(_END)
-        while (outcome := done.get()) is not _END:
+                ready = done.get()
+                assert ready is not None  # the writer ends `done` only after it reads the end of `to_write`
+                yield ready
+        to_write.put(None)
+        while (outcome := done.get()) is not None:
             yield outcome
     finally:  # joined, not abandoned: a writer still muxing into a container the caller closes would crash
         stop.set()
         if threads[1].is_alive():
-            to_write.put(_END)
+            to_write.put(None)
         for thread in threads:
             thread.join()

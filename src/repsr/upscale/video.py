@@ -21,6 +21,7 @@ import os
 from collections.abc import Iterator
 from fractions import Fraction
 from pathlib import Path
+from typing import Literal, TypeAlias
 
 import av
 import numpy as np
@@ -51,7 +52,7 @@ def frames_per_call(width: int, height: int, batch: int | None) -> int:
     return max(1, min(8, CALL_PIXELS // max(1, width * height)))
 
 
-def _codec_for(path: Path) -> str:
+def _codec_for(path: Path) -> Literal["libvpx-vp9", "libx264"]:
     return "libvpx-vp9" if path.suffix.lower() == ".webm" else "libx264"
 
 
@@ -99,13 +100,19 @@ def _add_video_stream(out: av.container.OutputContainer, vin: av.VideoStream, ta
     stream.width, stream.height = size
     stream.pix_fmt = "yuv420p"
     stream.time_base = vin.time_base
-    x264 = {"crf": "18", "rc-lookahead": str(LOOKAHEAD)}
-    stream.options = x264 if _codec_for(target) == "libx264" else {"crf": "24", "b": "0"}
+    x264: dict[str, object] = {"crf": "18", "rc-lookahead": str(LOOKAHEAD)}
+    vp9: dict[str, object] = {"crf": "24", "b": "0"}
+    stream.options = x264 if _codec_for(target) == "libx264" else vp9
     return stream
 
 
+# ("audio", packet, None) or ("video", frames, their RGB pixels (N, H, W, 3)); a string: av.Packet is generic
+# only in PyAV's stubs
+_Unit: TypeAlias = "tuple[str, av.Packet[av.stream.Stream] | list[av.VideoFrame], np.ndarray | None]"
+
+
 def _units(inp: av.container.InputContainer, vin: av.VideoStream, ain: av.AudioStream | None,
-           batch: int | None) -> Iterator[tuple[str, object, np.ndarray | None]]:
+           batch: int | None) -> Iterator[_Unit]:
     """The input in stream order: ("audio", packet, None) and ("video", frames, their RGB pixels) in batches.
 
     Runs on the pipeline's reader thread, so demuxing, decoding and the YUV -> RGB conversion
@@ -119,6 +126,7 @@ def _units(inp: av.container.InputContainer, vin: av.VideoStream, ain: av.AudioS
                 yield "audio", packet, None
             continue
         for frame in packet.decode():
+            assert isinstance(frame, av.VideoFrame)  # audio packets were passed on above
             pending.append(frame)
             if len(pending) >= batch:
                 yield "video", pending, np.stack([f.to_ndarray(format="rgb24") for f in pending])
@@ -142,18 +150,20 @@ def _transcode(upscaler: Upscaler, inp: av.container.InputContainer, out: av.con
     vout = _add_video_stream(out, vin, target, sizes[1])
     aout = out.add_stream_from_template(ain) if ain is not None else None
 
-    def compute(unit: tuple[str, object, np.ndarray | None], _: None) -> list[np.ndarray] | None:
+    def compute(unit: _Unit, _: None) -> list[np.ndarray] | None:
         kind, _payload, rgb = unit
         return None if kind == "audio" or rgb is None else _upscale_frames(upscaler, rgb, sizes, opts)
 
-    def write(unit: tuple[str, object, np.ndarray | None], images: list[np.ndarray] | None) -> int:
-        kind, payload, _ = unit
-        if kind == "audio":
-            payload.stream = aout  # type: ignore[attr-defined]
-            out.mux(payload)  # type: ignore[arg-type]
+    def write(unit: _Unit, images: list[np.ndarray] | None) -> int:
+        _kind, payload, _ = unit
+        if isinstance(payload, av.Packet):  # audio, copied
+            assert aout is not None  # there are audio packets only when there is an audio stream
+            payload.stream = aout
+            out.mux(payload)
             return 0
-        _encode(out, vout, payload, images)  # type: ignore[arg-type]
-        return len(images or ())
+        assert images is not None  # compute upscales every video unit
+        _encode(out, vout, payload, images)
+        return len(images)
 
     count = 0
     # depth 1: at most one batch waits between two stages (each waiting 2560x1440 frame is 11 MB)

@@ -96,7 +96,7 @@ class ExecutorchUpscaler:
         if pad_h or pad_w:
             x = F.pad(x, (0, pad_w, 0, pad_h), mode="replicate")
         try:
-            y = self.method.execute([x.contiguous()])[0]
+            y: Tensor = self.method.execute([x.contiguous()])[0]
         except RuntimeError as exc:
             raise UserError(f"{self.path}: ExecuTorch failed running it ({str(exc).splitlines()[0][:200]})") from None
         return y[..., : h * self.scale, : w * self.scale]

@@ -49,6 +49,7 @@ from repsr.export.ncnn import (
 from repsr.inference.engines.onnxruntime import file_facts
 from repsr.inference.engines.spec import Engine, LoadRequest, Timed
 from repsr.inference.upscaler import Upscaler
+from repsr.models import model_config
 
 PASS_THROUGH = {"Input", "Split"}  # layers whose outputs are their inputs: nothing to round
 
@@ -210,7 +211,7 @@ def convert(model: nn.Module, precision: str = "fp32", threads: int = 0, device:
         param, weights = Path(tmp) / "model.param", Path(tmp) / "model.bin"
         param.write_text(text)
         weights.write_bytes(data)
-        return NcnnUpscaler(parse_param(text, str(param)), param, weights, rgb_config(model.config),  # type: ignore[arg-type]
+        return NcnnUpscaler(parse_param(text, str(param)), param, weights, rgb_config(model_config(model)),
                             precision, threads, device=device, path=path)
 
 

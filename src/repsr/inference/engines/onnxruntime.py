@@ -69,7 +69,8 @@ class OnnxUpscaler:
         return "onnxruntime INT8" if self.quantized else "onnxruntime"
 
     def _run(self, x: np.ndarray) -> np.ndarray:
-        return self.session.run(None, {self.input_name: np.ascontiguousarray(x, dtype=np.float32)})[0]
+        y: np.ndarray = self.session.run(None, {self.input_name: np.ascontiguousarray(x, dtype=np.float32)})[0]
+        return y
 
     def _probe_scale(self) -> int:
         return int(self._run(np.zeros((1, 3, 8, 8), np.float32)).shape[-1] // 8)

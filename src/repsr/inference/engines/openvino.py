@@ -25,7 +25,7 @@ import sys
 import tempfile
 import warnings
 from collections import OrderedDict
-from functools import cache
+from functools import cache, partial
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
@@ -42,6 +42,7 @@ from repsr.export.quantize import saturation_warning
 from repsr.inference.engines.onnxruntime import check_file_precision, file_facts, int8_onnx
 from repsr.inference.engines.spec import Engine, LoadRequest, Timed
 from repsr.inference.upscaler import Upscaler
+from repsr.models import model_config
 
 HINTS = {"fp32": "f32", "bf16": "bf16", "fp16": "f16"}  # INFERENCE_PRECISION_HINT values
 CONFIG_PATH = ["repsr", "config"]  # where repsr keeps its ModelConfig in an IR's rt_info
@@ -74,7 +75,7 @@ def convert(model: nn.Module) -> Any:
     """A merged PyTorch net as an ``openvino.Model`` with dynamic N/H/W and its config in ``rt_info``."""
     import openvino as ov
 
-    config: ModelConfig = model.config  # type: ignore[assignment]
+    config = model_config(model)
     net, example = traceable(model)
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")  # the tracer's notes on the wrapper's shape arithmetic
@@ -198,7 +199,8 @@ class OpenVinoUpscaler:
 
     def run(self, x: np.ndarray) -> np.ndarray:
         x = np.ascontiguousarray(x, dtype=np.float32)
-        return self._compiled_for(x.shape)(x)[0]
+        y: np.ndarray = self._compiled_for(x.shape)(x)[0]  # OpenVINO's results are untyped here (no py.typed)
+        return y
 
     def _probe_scale(self) -> int:
         return int(self.run(np.zeros((1, 3, 8, 8), np.float32)).shape[-1] // 8)
@@ -232,8 +234,8 @@ def _bench(model: nn.Module, x: Tensor, threads: int) -> list[Timed]:
     rows = []
     for precision in ("fp32", "bf16", "fp16"):
         if precision in native_precisions():
-            runner = OpenVinoUpscaler(ov_model, model.config, precision, threads)  # type: ignore[arg-type]
-            rows.append(Timed(runner.engine, lambda runner=runner: runner.run(feed)))
+            runner = OpenVinoUpscaler(ov_model, model_config(model), precision, threads)
+            rows.append(Timed(runner.engine, partial(runner.run, feed)))
     with tempfile.TemporaryDirectory() as tmp:
         int8_model, config, quantized = _read_file(int8_onnx(model, x, Path(tmp)))
         int8 = OpenVinoUpscaler(int8_model, config, threads=threads, quantized=quantized or "int8")

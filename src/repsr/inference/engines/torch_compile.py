@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import sys
 import time
+from typing import cast
 
 import torch
 from torch import Tensor, nn
@@ -48,7 +49,8 @@ class CompiledUpscaler:
         self.scale, self.receptive_radius = eager.scale, eager.receptive_radius
         self.tile_alignment, self.bgr, self.config = eager.tile_alignment, eager.bgr, eager.config
         self.device, self.half = eager.device, eager.half
-        self._compiled: torch.nn.Module | None = torch.compile(eager.model, dynamic=dynamic)
+        # an OptimizedModule (a Module); torch.compile's overloads type the result of any callable
+        self._compiled = cast(torch.nn.Module | None, torch.compile(eager.model, dynamic=dynamic))
 
     @property
     def active(self) -> bool:

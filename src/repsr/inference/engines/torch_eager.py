@@ -38,7 +38,8 @@ def _export(model: nn.Module, path: Path) -> None:
 def _bench(model: nn.Module, x: torch.Tensor, threads: int) -> list[Timed]:
     """Merged net in NCHW (the reference of "x eager"), channels_last, and fp16 on CUDA."""
     nchw = model.eval().to(x.device)
-    cl = copy.deepcopy(nchw).to(memory_format=torch.channels_last)
+    cl = copy.deepcopy(nchw).to(  # type: ignore[call-overload]  # Module.to's stub lacks memory_format
+        memory_format=torch.channels_last)
     x_cl = x.contiguous(memory_format=torch.channels_last)
     rows = [Timed("merged fp32 NCHW", lambda: nchw(x)), Timed("merged fp32 channels_last", lambda: cl(x_cl))]
     if x.device.type == "cuda":
