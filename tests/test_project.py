@@ -49,6 +49,14 @@ def test_code_is_ruff_clean():
     assert result.returncode == 0, result.stdout[-3000:]
 
 
+def test_code_passes_the_type_checker():
+    """``mypy --strict`` on src/repsr, as configured in pyproject.toml (incremental: .mypy_cache/)."""
+    if importlib.util.find_spec("mypy") is None:
+        pytest.skip("mypy not installed (it is part of the [test] extra)")
+    result = subprocess.run([sys.executable, "-m", "mypy"], cwd=REPO, capture_output=True, text=True)
+    assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
+
+
 def _read_layers() -> dict[int, tuple[str, ...]]:
     """docs/architecture.md's table: layer number -> module names (a file or a package under repsr/)."""
     layers = {}
