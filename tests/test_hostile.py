@@ -269,3 +269,26 @@ def test_exif_orientation_is_applied_and_unicode_paths_work(tmp_path: Path) -> N
     out = cv2.cvtColor(cv2.imread(str(tmp_path / "выход" / "ünï ✓.jpg")), cv2.COLOR_BGR2RGB).astype(int)
     assert out.shape == (32, 16, 3)  # 8 wide, 16 tall as shown, x2
     assert out[2:12, :, 0].mean() > 150 > out[2:12, :, 2].mean() and out[20:30, :, 2].mean() > 150
+
+
+def test_a_training_folder_with_a_corrupt_and_a_2x2_image(tiny_set: Path, tmp_path: Path,
+                                                          capsys: pytest.CaptureFixture[str],
+                                                          caplog: pytest.LogCaptureFixture) -> None:
+    """A corrupt file is named before the first iteration; a 2x2 image (no patch fits) is skipped with a count."""
+    import shutil
+
+    folder = tmp_path / "train"
+    shutil.copytree(tiny_set / "HR", folder)
+    write_image(folder / "tiny.png", np.zeros((2, 2, 3), np.uint8))
+
+    def args(output: Path) -> list[str]:
+        return ["train", "configs/repsr.yaml", *overrides(folder, output, "train.iters=2")]
+
+    assert cli.main(args(tmp_path / "run")) == 0
+    assert "skipped 1 of 6 training images" in caplog.text
+    capsys.readouterr()
+    good = next(p for p in folder.iterdir() if p.name != "tiny.png")
+    (folder / "broken.png").write_bytes(good.read_bytes()[:300])
+    assert cli.main(args(tmp_path / "run2")) == 2
+    _one_error_line(capsys.readouterr().err, "broken.png", "cannot read image")
+    assert not (tmp_path / "run2").exists()

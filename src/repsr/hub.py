@@ -19,6 +19,7 @@ from repsr.errors import WeightsError
 from repsr.weights import load_model
 
 DEFAULT_MODEL = "repsr-m4c16-x{scale}"
+FAST_MODEL = "repsr-bicubicpp-x{scale}"  # ``repsr upscale --fast``: Bicubic++, near-bicubic cost
 
 
 def _pretrained_dir() -> Path:
@@ -30,8 +31,8 @@ def shipped_models() -> list[str]:
     return sorted(p.stem for p in _pretrained_dir().glob("*.safetensors"))
 
 
-def default_model_name(scale: int) -> str:
-    return DEFAULT_MODEL.format(scale=scale)
+def default_model_name(scale: int, fast: bool = False) -> str:
+    return (FAST_MODEL if fast else DEFAULT_MODEL).format(scale=scale)
 
 
 def model_path(name_or_path: str) -> Path:

@@ -21,14 +21,14 @@ from importlib import resources
 from pathlib import Path
 
 from repsr.errors import UserError
-from repsr.hub import default_model_name
+from repsr.hub import FAST_MODEL, default_model_name, shipped_models
 from repsr.inference import ALIASES, BACKENDS, ENGINES, PRECISIONS, Upscaler, load_upscaler
 from repsr.upscale import EXTS, Job, UpscaleOptions, input_megapixels, plan_jobs, upscale_image_file, upscale_jobs
 
 SLOW_TILE = 32  # LR pixels: below this a tile's context border and per-call cost dominate (-t 1 ran ~40x slower)
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("upscale", help="upscale images, folders and videos", description=__doc__,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("inputs", nargs="*", metavar="INPUT", help="image or video files, or folders (recursive)")
@@ -55,6 +55,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--batch", type=int, default=None,
                    help="video frames per network call (default: by frame size, 1 for 640x360 and larger, "
                         "up to 8 for small frames; more frames per call cost memory)")
+    p.add_argument("--fast", action="store_true",
+                   help="the shipped Bicubic++ of that scale (near-bicubic cost, a few tenths of a dB over bicubic) "
+                        "instead of the M4C16 net")
     p.add_argument("--sample", action="store_true", help="upscale the sample image shipped with repsr")
     p.set_defaults(run=run)
 
@@ -68,8 +71,17 @@ def _model_choice(args: argparse.Namespace) -> tuple[str, float | None]:
     if args.scale is not None and not 0 < args.scale <= 16:
         raise UserError(f"--scale must be in (0, 16], got {args.scale}")
     if args.model:
+        if args.fast:
+            raise UserError("--fast picks the shipped Bicubic++ model; drop --model or --fast")
         return args.model, args.scale
     scale = 4.0 if args.scale is None else args.scale
+    if args.fast:
+        prefix = FAST_MODEL.split("{")[0]
+        shipped = sorted(int(n[len(prefix):]) for n in shipped_models() if n.startswith(prefix))
+        if not shipped:
+            raise UserError("--fast: no shipped Bicubic++ model in this installation")
+        nearest = next((s for s in shipped if s >= scale), shipped[-1])
+        return default_model_name(nearest, fast=True), (None if scale == nearest else scale)
     nearest = min(4, max(2, math.ceil(scale)))
     return default_model_name(nearest), (None if scale == nearest else scale)
 
