@@ -24,18 +24,21 @@ def _check_sizes(config: ModelConfig) -> None:
         raise ValueError(f"invalid network size: {config}")
 
 
-class RepVGGSR(ModelFacts, Fusable):
+class _ConvChainFacts(ModelFacts):
+    """Both forms of the network are ``blocks + 2`` 3x3 convs in a row: one pixel of context each, per side."""
+
+    @classmethod
+    def receptive_radius_of(cls, config: ModelConfig) -> int:
+        return config.blocks + 2
+
+
+class RepVGGSR(_ConvChainFacts, Fusable):
     """Training-time network: head block, ``blocks`` body blocks, tail block, each a RepBlock.
 
     Module names avoid ``body``: tools that sniff SRVGGNetCompact by its keys must never mistake
     an unmerged network for a deploy one. Being :class:`~repsr.reparam.base.Fusable`, it merges
     itself (:meth:`fuse`) into its own deploy layout, :class:`CompactSR`.
     """
-
-    @classmethod
-    def receptive_radius_of(cls, config: ModelConfig) -> int:
-        """``blocks + 2`` 3x3 convs in a row: one pixel of context each."""
-        return config.blocks + 2
 
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
@@ -84,16 +87,11 @@ class RepVGGSR(ModelFacts, Fusable):
         return deploy.train(self.training)
 
 
-class CompactSR(ModelFacts, nn.Module):
+class CompactSR(_ConvChainFacts, nn.Module):
     """Inference-time plain network with SRVGGNetCompact's exact module layout (PReLU variant).
 
     ``body = [conv(in, C), PReLU, (conv(C, C), PReLU) x blocks, conv(C, in * s^2)]``.
     """
-
-    @classmethod
-    def receptive_radius_of(cls, config: ModelConfig) -> int:
-        """``blocks + 2`` 3x3 convs in a row: one pixel of context each."""
-        return config.blocks + 2
 
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()

@@ -29,7 +29,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 from torch import Tensor, nn
 
 from repsr.config import ModelConfig
@@ -47,7 +46,7 @@ from repsr.export.ncnn import (
     rounded_to_fp16,
 )
 from repsr.inference.engines.onnxruntime import file_facts
-from repsr.inference.engines.spec import Engine, LoadRequest, Timed
+from repsr.inference.engines.spec import ArrayRunner, Engine, LoadRequest, Timed
 from repsr.inference.upscaler import Upscaler
 from repsr.models import model_config
 
@@ -95,7 +94,7 @@ def _fp16(values: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(values, dtype=np.float16).astype(np.float32)
 
 
-class NcnnUpscaler:
+class NcnnUpscaler(ArrayRunner):
     """An ncnn ``.param`` + ``.bin`` pair (its ``layers`` parsed) as an :class:`~repsr.inference.upscaler.Upscaler`.
 
     fp16 on the CPU loads the weights rounded to fp16 and rounds every blob between layers (the module's
@@ -129,7 +128,7 @@ class NcnnUpscaler:
             raise UserError(f"{path or param}: ncnn cannot load it ({why[:200]})")
         self.net = net
         self.bgr = bool(bgr)  # ncnn files are RGB (repsr folds a BGR net's order into its weights)
-        self.scale = config.scale if config else self._probe_scale()
+        self.scale = config.scale if config else self.probe_scale()
         self.receptive_radius, self.tile_alignment = file_facts(config)
 
     @property
@@ -164,17 +163,6 @@ class NcnnUpscaler:
         """(N, 3, h, w) float32 -> (N, 3, s*h, s*w), unclamped, in the file's channel order."""
         return np.stack([self._run_one(image) for image in x])
 
-    def _probe_scale(self) -> int:
-        return int(self.run(np.zeros((1, 3, 8, 8), np.float32)).shape[-1] // 8)
-
-    def __call__(self, lr: Tensor) -> Tensor:
-        x = lr.detach().float().cpu().numpy()
-        if self.bgr:
-            x = x[:, ::-1]
-        y = self.run(x)
-        if self.bgr:
-            y = y[:, ::-1]
-        return torch.from_numpy(np.ascontiguousarray(y)).clamp_(0.0, 1.0).to(lr.dtype)
 
 
 def _rounded_weights(layers: list[Layer], weights: Path, folder: Path, source: Path) -> Path:

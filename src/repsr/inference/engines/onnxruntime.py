@@ -12,14 +12,13 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-import torch
 from torch import Tensor, nn
 
 from repsr.config import ModelConfig
 from repsr.errors import UserError
 from repsr.export.onnx import CONFIG_KEY, QUANT_KEY, export_onnx
 from repsr.export.quantize import QuantOptions, quantize_onnx, saturation_warning
-from repsr.inference.engines.spec import Engine, LoadRequest, Timed
+from repsr.inference.engines.spec import ArrayRunner, Engine, LoadRequest, Timed
 from repsr.inference.upscaler import Upscaler
 from repsr.models import declared_facts
 
@@ -31,7 +30,7 @@ def file_facts(config: ModelConfig | None) -> tuple[int, int]:
     return declared_facts(config) if config else (FOREIGN_RADIUS, 1)
 
 
-class OnnxUpscaler:
+class OnnxUpscaler(ArrayRunner):
     """An ONNX file run by onnxruntime: an :class:`repsr.inference.Upscaler` like ``TorchUpscaler``.
 
     Scale, channel order, receptive radius and tile alignment come from the ``repsr.config``
@@ -61,28 +60,17 @@ class OnnxUpscaler:
         if warning:
             print(warning, file=sys.stderr)
         self.bgr = bool(self.config and self.config.bgr) if bgr is None else bgr
-        self.scale = self.config.scale if self.config else self._probe_scale()
+        self.scale = self.config.scale if self.config else self.probe_scale()
         self.receptive_radius, self.tile_alignment = file_facts(self.config)
 
     @property
     def engine(self) -> str:
         return "onnxruntime INT8" if self.quantized else "onnxruntime"
 
-    def _run(self, x: np.ndarray) -> np.ndarray:
+    def run(self, x: np.ndarray) -> np.ndarray:
         y: np.ndarray = self.session.run(None, {self.input_name: np.ascontiguousarray(x, dtype=np.float32)})[0]
         return y
 
-    def _probe_scale(self) -> int:
-        return int(self._run(np.zeros((1, 3, 8, 8), np.float32)).shape[-1] // 8)
-
-    def __call__(self, lr: Tensor) -> Tensor:
-        x = lr.detach().float().cpu().numpy()
-        if self.bgr:
-            x = x[:, ::-1]
-        y = self._run(x)
-        if self.bgr:
-            y = y[:, ::-1]
-        return torch.from_numpy(np.ascontiguousarray(y)).clamp_(0.0, 1.0).to(lr.dtype)
 
 
 def check_file_precision(path: Path, quantized: object, precision: str | None) -> None:
@@ -119,13 +107,13 @@ def _bench(model: nn.Module, x: Tensor, threads: int) -> list[Timed]:
         int8 = OnnxUpscaler(int8_onnx(model, x, Path(tmp)), threads=threads)
         fp32 = OnnxUpscaler(Path(tmp) / "m.onnx", threads=threads)
     feed = x.cpu().numpy()
-    return [Timed("onnxruntime fp32", lambda: fp32._run(feed)), Timed("onnxruntime INT8", lambda: int8._run(feed))]
+    return [Timed("onnxruntime fp32", lambda: fp32.run(feed)), Timed("onnxruntime INT8", lambda: int8.run(feed))]
 
 
 def bench_file(path: Path, x: Tensor, threads: int, bgr: bool | None) -> list[Timed]:
     runner = OnnxUpscaler(path, threads=threads, bgr=bgr)
     feed = x.cpu().numpy()
-    return [Timed(f"{runner.engine}{'' if runner.quantized else ' fp32'}", lambda: runner._run(feed))]
+    return [Timed(f"{runner.engine}{'' if runner.quantized else ' fp32'}", lambda: runner.run(feed))]
 
 
 ENGINE = Engine(name="onnx", runtime="onnxruntime", loader=_load, reads=(".onnx",), writes=(".onnx",),

@@ -40,7 +40,7 @@ from repsr.errors import UserError
 from repsr.export.onnx import CONFIG_KEY, QUANT_KEY, read_onnx_metadata, traceable
 from repsr.export.quantize import saturation_warning
 from repsr.inference.engines.onnxruntime import check_file_precision, file_facts, int8_onnx
-from repsr.inference.engines.spec import Engine, LoadRequest, Timed
+from repsr.inference.engines.spec import ArrayRunner, Engine, LoadRequest, Timed
 from repsr.inference.upscaler import Upscaler
 from repsr.models import model_config
 
@@ -161,7 +161,7 @@ def _read_file(path: Path) -> tuple[Any, ModelConfig | None, str | None]:
     return ov_model, config, meta.get(QUANT_KEY)
 
 
-class OpenVinoUpscaler:
+class OpenVinoUpscaler(ArrayRunner):
     """An ``openvino.Model`` on the CPU as an :class:`~repsr.inference.upscaler.Upscaler`."""
 
     def __init__(self, ov_model: Any, config: ModelConfig | None, precision: str = "fp32", threads: int = 0,
@@ -174,7 +174,7 @@ class OpenVinoUpscaler:
             self.properties["INFERENCE_NUM_THREADS"] = threads
         self._compiled: OrderedDict[tuple[int, ...], Any] = OrderedDict()
         self.bgr = bool(config and config.bgr) if bgr is None else bgr
-        self.scale = config.scale if config else self._probe_scale()
+        self.scale = config.scale if config else self.probe_scale()
         self.receptive_radius, self.tile_alignment = file_facts(config)
 
     @property
@@ -202,17 +202,6 @@ class OpenVinoUpscaler:
         y: np.ndarray = self._compiled_for(x.shape)(x)[0]  # OpenVINO's results are untyped here (no py.typed)
         return y
 
-    def _probe_scale(self) -> int:
-        return int(self.run(np.zeros((1, 3, 8, 8), np.float32)).shape[-1] // 8)
-
-    def __call__(self, lr: Tensor) -> Tensor:
-        x = lr.detach().float().cpu().numpy()
-        if self.bgr:
-            x = x[:, ::-1]
-        y = self.run(x)
-        if self.bgr:
-            y = y[:, ::-1]
-        return torch.from_numpy(np.ascontiguousarray(y)).clamp_(0.0, 1.0).to(lr.dtype)
 
 
 def _load(request: LoadRequest) -> Upscaler:

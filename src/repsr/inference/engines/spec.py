@@ -16,8 +16,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
 
+import numpy as np
 import torch
-from torch import nn
+from torch import Tensor, nn
 
 from repsr.errors import UserError
 from repsr.hub import resolve_model
@@ -55,6 +56,34 @@ class LoadRequest:
     def module(self) -> nn.Module:
         """The PyTorch network behind a weights file or shipped name, merged (fp32, CPU, eval mode)."""
         return merged(resolve_model(str(self.path), bgr=self.bgr)).eval()
+
+
+class ArrayRunner:
+    """The :class:`~repsr.inference.upscaler.Upscaler` call of a runtime that takes float32 NCHW arrays.
+
+    onnxruntime, OpenVINO and ncnn all run numpy arrays, not tensors: each defines :meth:`run` on the file's own
+    channel order, and this base flips BGR weights' channels around it, clamps to [0, 1] and returns the input's
+    dtype -- once, so every array engine treats colour and range alike.
+    """
+
+    bgr: bool
+
+    def run(self, x: np.ndarray) -> np.ndarray:
+        """(N, 3, h, w) float32 -> (N, 3, s*h, s*w), unclamped, in the file's channel order."""
+        raise NotImplementedError
+
+    def probe_scale(self) -> int:
+        """The scale of a file that does not state it: one run on an 8x8 input."""
+        return int(self.run(np.zeros((1, 3, 8, 8), np.float32)).shape[-1] // 8)
+
+    def __call__(self, lr: Tensor) -> Tensor:
+        x = lr.detach().float().cpu().numpy()
+        if self.bgr:
+            x = x[:, ::-1]
+        y = self.run(np.ascontiguousarray(x))
+        if self.bgr:
+            y = y[:, ::-1]
+        return torch.from_numpy(np.ascontiguousarray(y)).clamp_(0.0, 1.0).to(lr.dtype)
 
 
 class Timed(NamedTuple):
