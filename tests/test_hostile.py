@@ -108,22 +108,24 @@ def tiny_set(data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_a_full_disk_at_a_checkpoint_keeps_the_old_one_and_says_to_resume(
         tiny_set: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    from safetensors import SafetensorError
+
     import repsr.train.checkpoint as checkpoint
 
     out = tmp_path / "run"
     args = ["train", "configs/repsr.yaml", *overrides(tiny_set, out, "train.iters=4", "train.ckpt_every=2")]
     assert cli.main(args) == 0
-    before = (out / "checkpoints" / "latest.pt").read_bytes()
+    before = (out / "checkpoints" / "latest.safetensors").read_bytes()
     capsys.readouterr()
 
     def full(*_a: object, **_k: object) -> None:
-        raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 1088 vs 960")
+        raise SafetensorError("Error while serializing: I/O error: No space left on device (os error 28)")
 
-    monkeypatch.setattr(checkpoint.torch, "save", full)
+    monkeypatch.setattr(checkpoint, "save_file", full)
     resumed = ["train", "configs/repsr.yaml", *overrides(tiny_set, out, "train.iters=8", "train.ckpt_every=2")]
     assert cli.main([*resumed, "--resume"]) == 2
     _one_error_line(capsys.readouterr().err, "no space left", "--resume", "intact")
-    assert (out / "checkpoints" / "latest.pt").read_bytes() == before
+    assert (out / "checkpoints" / "latest.safetensors").read_bytes() == before
 
 
 def test_a_corrupt_checkpoint_says_what_to_do(tiny_set: Path, tmp_path: Path,
@@ -135,6 +137,34 @@ def test_a_corrupt_checkpoint_says_what_to_do(tiny_set: Path, tmp_path: Path,
     assert code == 2
     _one_error_line(capsys.readouterr().err, "truncated or corrupt", "without --resume")
     assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["latest.pt"]
+
+
+@pytest.mark.parametrize("kind", ["garbage", "empty", "cut", "weights"])
+def test_a_corrupt_empty_or_foreign_safetensors_checkpoint_says_what_to_do(
+        tiny_set: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], kind: str) -> None:
+    """The new format fails as the old one does: one line naming the cause and the way out, the file untouched."""
+    from repsr.config import ModelConfig
+    from repsr.models import build_model
+    from repsr.weights import save_model
+
+    out = tmp_path / "run"
+    ckpt = out / "checkpoints" / "latest.safetensors"
+    ckpt.parent.mkdir(parents=True)
+    args = ["train", "configs/repsr.yaml", *overrides(tiny_set, out, "train.iters=4")]
+    if kind == "weights":  # a model file where the training state belongs
+        save_model(build_model(ModelConfig(scale=2, blocks=2, channels=8)), ckpt)
+    elif kind == "cut":
+        assert cli.main(args) == 0
+        ckpt.write_bytes(ckpt.read_bytes()[:-100])
+    else:
+        ckpt.write_bytes({"garbage": b"\x10\x00\x00\x00\x00\x00\x00\x00{not json}      ", "empty": b""}[kind])
+    before = ckpt.read_bytes()
+    capsys.readouterr()
+    assert cli.main([*args, "--resume"]) == 2
+    why = {"garbage": "truncated or corrupt", "empty": "checkpoint is empty", "cut": "truncated or corrupt",
+           "weights": "not a repsr training checkpoint"}[kind]
+    _one_error_line(capsys.readouterr().err, "latest.safetensors", why, "without --resume")
+    assert ckpt.read_bytes() == before
 
 
 def test_a_missing_val_set_and_a_full_output_disk_are_refused_before_the_first_iteration(

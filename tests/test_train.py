@@ -4,14 +4,19 @@ from __future__ import annotations
 
 import json
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import torch
+from safetensors import safe_open
+from test_checkpoint import assert_same_tree, save_legacy_checkpoint
 
 from repsr.bn import batchnorm_layers, is_bn_frozen
+from repsr.errors import UserError
 from repsr.imageio import read_image
 from repsr.reparam.convert import reparameterize
+from repsr.train.checkpoint import load_checkpoint, rng_state, save_checkpoint
 from repsr.train.config import load_train_config
 from repsr.train.loop import Trainer, train
 from repsr.train.validate import load_val_sets, validate
@@ -151,8 +156,6 @@ def test_bf16_autocast_trains_on_cpu(tiny_set, tmp_path):
 
 
 def test_fp16_autocast_is_refused_on_cpu(tiny_set, tmp_path):
-    from repsr.errors import UserError
-
     with pytest.raises(UserError, match="fp16 runs on CUDA only"):
         train(tiny_config(tiny_set, tmp_path, "train.amp=fp16", "train.device=cpu"))
 
@@ -165,12 +168,12 @@ def test_a_run_killed_after_the_switch_logs_it_once_and_says_where_it_resumes(ti
     """
     out = tmp_path / "run"
     config = tiny_config(tiny_set, out)
-    ckpt = out / "checkpoints" / "latest.pt"
+    ckpt = out / "checkpoints" / "latest.safetensors"
     train(config, stop_at=15)  # its checkpoint at 15 is taken just before the switch of iteration 15
     at_15 = ckpt.read_bytes()
     train(config, resume=True, stop_at=20)  # switches, validates and checkpoints at 20
     ckpt.write_bytes(at_15)  # as if killed before the checkpoint at 20 was written ...
-    stale = ckpt.with_name(".latest.pt.k1ll3d.tmp")
+    stale = ckpt.with_name(".latest.safetensors.k1ll3d.tmp")
     stale.write_bytes(b"")  # ... in the middle of writing it
     capsys.readouterr()
     train(config, resume=True)
@@ -181,19 +184,85 @@ def test_a_run_killed_after_the_switch_logs_it_once_and_says_where_it_resumes(ti
     assert not stale.exists()
 
 
-def test_a_cut_off_checkpoint_is_named_as_such(tmp_path):
-    from repsr.errors import UserError
-    from repsr.train.checkpoint import load_checkpoint, save_checkpoint
-
-    path = tmp_path / "latest.pt"
-    save_checkpoint(path, {"iteration": 3, "model": {"w": torch.zeros(256)}})
+@pytest.mark.parametrize("name", ["latest.safetensors", "latest.pt"])
+def test_a_cut_off_checkpoint_is_named_as_such(tmp_path, name):
+    path = tmp_path / name
+    write = save_checkpoint if name == "latest.safetensors" else save_legacy_checkpoint
+    write(path, {"iteration": 3, "model": {"w": torch.zeros(256)}})
     data = path.read_bytes()
     path.write_bytes(data[: len(data) // 2])
-    with pytest.raises(UserError, match=r"checkpoint is truncated or corrupt \([\d,]+ bytes"):
+    with pytest.raises(UserError, match=r"checkpoint is truncated or corrupt \([\d,]+ bytes.*without --resume"):
         load_checkpoint(path)
     path.write_bytes(b"")
     with pytest.raises(UserError, match="checkpoint is empty"):
         load_checkpoint(path)
+
+
+def test_a_checkpoint_round_trips_the_trainer_state_exactly(tiny_set, tmp_path):
+    """Every tensor (dtype, shape, bits) and every other value (int keys, tuples, floats, None) comes back."""
+    run = train(tiny_config(tiny_set, tmp_path / "run", "train.iters=3", "train.ema=0.9", "data.val=[]"))
+    state = run.state
+    assert state["ema"] is not None and state["optimizer"]["state"]
+    path = tmp_path / "latest.safetensors"
+    rng = rng_state()
+    save_checkpoint(path, state)
+    assert_same_tree({"rng": rng, **state}, load_checkpoint(path))
+
+
+def _tensor_names(skeleton: object) -> Iterator[str]:
+    if isinstance(skeleton, dict):
+        if set(skeleton) == {"tensor"}:
+            yield skeleton["tensor"]
+        else:
+            for value in skeleton.values():
+                yield from _tensor_names(value)
+    elif isinstance(skeleton, list):
+        for value in skeleton:
+            yield from _tensor_names(value)
+
+
+def test_a_run_checkpoints_to_safetensors_with_the_rest_as_json(full_run):
+    """No pickle: the file is a safetensors header (JSON) and tensor bytes; the state's structure is JSON."""
+    folder = full_run.output / "checkpoints"
+    assert sorted(p.name for p in folder.iterdir()) == ["latest.safetensors"]
+    path = folder / "latest.safetensors"
+    data = path.read_bytes()
+    header = json.loads(data[8: 8 + int.from_bytes(data[:8], "little")])
+    with safe_open(str(path), framework="pt") as f:
+        metadata, names = f.metadata(), set(f.keys())
+    assert header["__metadata__"] == metadata and set(metadata) == {"format", "repsr.checkpoint"}
+    assert metadata["format"] == "repsr-train-2"
+    skeleton = json.loads(metadata["repsr.checkpoint"])
+    assert set(_tensor_names(skeleton)) == names
+    assert {"model/head_act.weight", "optimizer/state/0/exp_avg", "rng/torch", "rng/numpy/keys"} <= names
+    fields = skeleton["dict"]
+    assert fields["iteration"] == ITERS and fields["ema"] is None
+    assert fields["bn_switch"] == {"dict": {"switched": True, "at": 15}}
+    assert fields["optimizer"]["dict"]["state"]["items"][0][0] == 0  # int keys stay ints
+
+
+def test_resume_from_a_legacy_pt_checkpoint_is_bit_identical(full_run, tiny_set, tmp_path, monkeypatch):
+    """A run stopped by an earlier version (``latest.pt``, a weights-only pickle) continues bit for bit; its
+    ``latest.pt`` gives way to ``latest.safetensors`` at the first new checkpoint."""
+    import repsr.train.loop as loop
+
+    out = tmp_path / "run"
+    folder = out / "checkpoints"
+    with monkeypatch.context() as patch:  # the writer of the versions before repsr-train-2
+        patch.setattr(loop, "save_run_checkpoint", lambda _, state: save_legacy_checkpoint(folder / "latest.pt", state))
+        train(tiny_config(tiny_set, out), stop_at=20)
+    assert sorted(p.name for p in folder.iterdir()) == ["latest.pt"]
+    with pytest.raises(UserError, match="latest.pt exists: pass --resume"):
+        Trainer(tiny_config(tiny_set, out))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        resumed = train(tiny_config(tiny_set, out), resume=True)
+    assert resumed.iteration == ITERS
+    assert sorted(p.name for p in folder.iterdir()) == ["latest.safetensors"]
+    a, b = full_run.model.state_dict(), resumed.model.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a), [k for k in a if not torch.equal(a[k], b[k])]
+    opt_a, opt_b = full_run.state["optimizer"]["state"], resumed.state["optimizer"]["state"]
+    assert all(torch.equal(opt_a[i]["exp_avg_sq"], opt_b[i]["exp_avg_sq"]) for i in opt_a)
 
 
 def test_init_weights_starts_the_run_from_the_file_and_refuses_another_model(tiny_set, tmp_path):

@@ -41,7 +41,7 @@ def test_killed_run_resumes_and_finishes(tiny_set, tmp_path):
     args = ["configs/repsr.yaml", *overrides(tiny_set, out, "train.iters=400", "train.ckpt_every=20")]
     proc = subprocess.Popen([sys.executable, "-m", "repsr", "train", *args], env=ENV,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    ckpt = out / "checkpoints" / "latest.pt"
+    ckpt = out / "checkpoints" / "latest.safetensors"
     deadline = time.monotonic() + 60
     while not ckpt.exists() and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.02)
@@ -77,8 +77,8 @@ def test_ddp_two_gloo_processes_match_one_process_with_the_global_batch(tiny_set
     assert ddp.returncode == 0, ddp.stderr[-2000:]
     single = repsr("configs/repsr.yaml", *common[:-1], f"output={tmp_path / 'single'}")
     assert single.returncode == 0, single.stderr
-    a = load_checkpoint(tmp_path / "ddp" / "checkpoints" / "latest.pt")
-    b = load_checkpoint(tmp_path / "single" / "checkpoints" / "latest.pt")
+    a = load_checkpoint(tmp_path / "ddp" / "checkpoints" / "latest.safetensors")
+    b = load_checkpoint(tmp_path / "single" / "checkpoints" / "latest.safetensors")
     assert a["iteration"] == b["iteration"] == 4 and a["bn_switch"]["switched"]
     for key, value in b["model"].items():  # few steps: Adam amplifies rounding noise in tiny gradients
         torch.testing.assert_close(a["model"][key], value, atol=1e-5, rtol=1e-5, msg=key)

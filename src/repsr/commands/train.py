@@ -18,7 +18,8 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config key, e.g. --set model.channels=16 --set train.iters=1000 "
                         "(values parsed as YAML; repeatable; several may follow one --set)", nargs="+")
-    p.add_argument("--resume", action="store_true", help="continue from OUTPUT/checkpoints/latest.pt")
+    p.add_argument("--resume", action="store_true", help="continue from OUTPUT/checkpoints/latest.safetensors "
+                   "(or the latest.pt of earlier versions)")
     p.add_argument("--profile", action="store_true", help="print it/s and the share of time spent waiting for data")
     p.set_defaults(run=run)
 

@@ -25,6 +25,7 @@ from repsr.hub import resolve_model
 from repsr.models import build_model
 from repsr.reparam.convert import reparameterize
 from repsr.study.config import StudyConfig, Variant
+from repsr.train.checkpoint import find_checkpoint
 from repsr.train.config import TrainConfig, bn_switch_iteration, load_train_config
 from repsr.train.cost import StepSetup, forward_ms, run_mean_ms, step_ms
 from repsr.train.loop import train
@@ -126,7 +127,7 @@ def run_variant(study: StudyConfig, variant: Variant) -> VariantResult:
     run_dir = Path(study.output) / variant.name
     config = variant_config(study, variant.set, str(run_dir))
     result = VariantResult(variant.name, variant.title, variant.set, iters=config.train.iters)
-    resume = (run_dir / "checkpoints" / "latest.pt").is_file()
+    resume = find_checkpoint(run_dir) is not None
     try:
         run = train(config, resume=resume)
     except UserError as exc:

@@ -32,7 +32,14 @@ from repsr.models import build_model
 from repsr.reparam.base import set_merged_forward
 from repsr.train import ddp
 from repsr.train.bn_switch import freeze_bn_affine, switch_bn
-from repsr.train.checkpoint import check_resumable, load_checkpoint, save_checkpoint, set_rng_state
+from repsr.train.checkpoint import (
+    CHECKPOINT,
+    check_resumable,
+    find_checkpoint,
+    load_checkpoint,
+    save_run_checkpoint,
+    set_rng_state,
+)
 from repsr.train.config import TrainConfig, bn_switch_iteration
 from repsr.train.ema import EMA
 from repsr.train.outputs import metrics_size, prepare_output, save_merged, save_weights, truncate_metrics
@@ -97,9 +104,10 @@ class Trainer:
                  pairs: list[Pair] | None = None) -> None:
         self.config, self.profile = config, profile
         self.output = Path(config.output)
-        self.ckpt_path = self.output / "checkpoints" / "latest.pt"
-        if not resume and self.ckpt_path.exists():
-            raise UserError(f"{self.ckpt_path} exists: pass --resume to continue it, or choose another output")
+        self.ckpt_path = self.output / CHECKPOINT  # where it writes; find_checkpoint also finds an older latest.pt
+        existing = find_checkpoint(self.output)
+        if not resume and existing is not None:
+            raise UserError(f"{existing} exists: pass --resume to continue it, or choose another output")
         self.info = ddp.detect()
         if self.info.is_main:
             preflight(config, pairs is not None)
@@ -192,13 +200,14 @@ class Trainer:
             freeze_bn_affine(self.model)
 
     def _resume(self) -> None:
-        """Load ``checkpoints/latest.pt``, restore the RNGs and cut the metrics log back to the checkpoint."""
-        state = load_checkpoint(self.ckpt_path)
-        self.load_state_dict(state, str(self.ckpt_path))
+        """Load the checkpoint (either format), restore the RNGs and cut the metrics log back to it."""
+        path = find_checkpoint(self.output) or self.ckpt_path  # none: load_checkpoint says so
+        state = load_checkpoint(path)
+        self.load_state_dict(state, str(path))
         set_rng_state(state["rng"])
         if self.info.is_main:
             truncate_metrics(self.output, state.get("metrics_bytes"))
-            print(f"resuming from iteration {self.iteration} ({self.ckpt_path})", file=sys.stderr, flush=True)
+            print(f"resuming from iteration {self.iteration} ({path})", file=sys.stderr, flush=True)
 
     def _meta(self) -> dict[str, str]:
         return {"iteration": str(self.iteration), "bn_frozen": str(self.switched)}
@@ -320,7 +329,7 @@ class Trainer:
     def checkpoint(self) -> None:
         if self.info.is_main:
             try:
-                save_checkpoint(self.ckpt_path, self.state_dict())
+                save_run_checkpoint(self.output, self.state_dict())
                 save_weights(self.output, self.eval_model(), self._meta(), best=False)
             except OutputError as exc:  # the previous checkpoint is untouched (atomic write)
                 raise OutputError(f"{exc}; the previous checkpoint is intact: free space, then run the same "

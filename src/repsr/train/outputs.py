@@ -1,6 +1,7 @@
 """What a run leaves on disk: its folder, its model files and the length of its metrics log.
 
-``output/checkpoints/latest.pt``: the full training state (see :mod:`repsr.train.checkpoint`).
+``output/checkpoints/latest.safetensors``: the full training state (see :mod:`repsr.train.checkpoint`;
+runs of earlier versions wrote ``latest.pt``).
 ``output/model_latest.safetensors`` / ``model_best.safetensors``: the training graph (BN state
 included, so it loads with :func:`repsr.load_model` and merges later); ``model_merged.safetensors``
 (and ``model_best_merged.safetensors``): the deployable plain network at the end of the run.
@@ -19,11 +20,13 @@ from torch import nn
 from repsr.atomic import atomic_write, remove_stale_temps, why_unwritable
 from repsr.errors import OutputError
 from repsr.reparam.convert import reparameterize
+from repsr.train.checkpoint import CHECKPOINT, LEGACY_CHECKPOINT
 from repsr.weights import load_model, save_model
 
 METRICS = "metrics.jsonl"
 # Every file a run writes atomically: what a SIGKILL mid-write can leave a temporary file of.
-RUN_FILES = ("config.yaml", "checkpoints/latest.pt", "model_latest.safetensors", "model_best.safetensors",
+# (latest.pt: what earlier versions wrote; a run of theirs killed mid-write, resumed now, left its temporary file)
+RUN_FILES = ("config.yaml", CHECKPOINT, LEGACY_CHECKPOINT, "model_latest.safetensors", "model_best.safetensors",
              "model_merged.safetensors", "model_best_merged.safetensors")
 
 
