@@ -29,12 +29,12 @@ TARGETS = ("any", "vnni", "symmetric")
 def make(out: Path, scales: list[int]) -> None:
     from repsr.evaluate import evaluate
     from repsr.export.quantize import QuantOptions, calibration_batches, quantize_model
-    from repsr.hub import resolve_model
+    from repsr.inference import load_runner
 
     out.mkdir(parents=True, exist_ok=True)
     fp32 = {}
     for scale in scales:
-        model = resolve_model(f"repsr-m4c16-x{scale}")
+        model = load_runner(f"repsr-m4c16-x{scale}", network=True)
         batches = calibration_batches(CALIB, model.config)
         for target in TARGETS:
             quantize_model(model, out / f"x{scale}-{target}.onnx", batches, QuantOptions(target=target))

@@ -11,8 +11,7 @@ from __future__ import annotations
 import argparse
 
 import repsr
-from repsr.blocks import BLOCKS
-from repsr.models import PRESETS
+from repsr.models import FAMILIES, PRESETS
 
 
 def count(model) -> int:
@@ -23,7 +22,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--scale", type=int, default=4)
     args = parser.parse_args()
-    archs = sorted(BLOCKS)
+    archs = sorted(name for name, family in FAMILIES.items() if family.block is not None)
     print(f"| preset (x{args.scale}) | merged | " + " | ".join(f"{a} (train)" for a in archs) + " |")
     print("|" + "---|" * (len(archs) + 2))
     for preset, (blocks, channels) in PRESETS.items():

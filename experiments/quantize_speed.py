@@ -15,7 +15,7 @@ import numpy as np
 
 from repsr.export.onnx import export_onnx
 from repsr.export.quantize import QuantOptions, calibration_batches, quantize_model
-from repsr.hub import resolve_model
+from repsr.inference import load_runner
 from repsr.inference.engines.onnxruntime import OnnxUpscaler
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -31,7 +31,7 @@ def main() -> None:
     w, h = (int(v) for v in (sys.argv[1] if len(sys.argv) > 1 else "320x180").split("x"))
     reps = int(sys.argv[2]) if len(sys.argv) > 2 else 9
     threads = int(sys.argv[3]) if len(sys.argv) > 3 else 1
-    model = resolve_model("repsr-m4c16-x4")
+    model = load_runner("repsr-m4c16-x4", network=True)
     tmp = Path(tempfile.mkdtemp())
     export_onnx(model, tmp / "fp32.onnx")
     batches = calibration_batches([DATA / "T91", DATA / "BSD200"], model.config)

@@ -15,7 +15,7 @@ from pathlib import Path
 from repsr.evaluate import evaluate
 from repsr.export.onnx import export_onnx
 from repsr.export.quantize import QuantOptions, calibration_batches, quantize_model
-from repsr.hub import resolve_model
+from repsr.inference import load_runner
 from repsr.inference.engines.onnxruntime import OnnxUpscaler
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -47,7 +47,7 @@ def main() -> None:
     results = json.loads((out / "results.json").read_text()) if (out / "results.json").exists() else {}
     for scale in scales:
         name = f"repsr-m4c16-x{scale}"
-        model = resolve_model(name)
+        model = load_runner(name, network=True)
         fp32 = out / f"{name}.onnx"
         export_onnx(model, fp32)
         row = results.setdefault(name, {})

@@ -10,9 +10,9 @@ import torch
 import torch.nn.functional as F
 
 import repsr
-from repsr.models.bicubic_pp import BicubicPP
+from repsr.models.bicubic_pp import BicubicPP, official_config
 from repsr.ntire import challenge_score, score_value, torch_bicubic
-from repsr.weights import infer_bicubic_pp_config, load_model, save_model
+from repsr.weights import load_model, save_model
 from tests.helpers import randomize
 
 
@@ -64,7 +64,7 @@ def test_mid_channels_round_trip_through_safetensors(tmp_path: Path):
     assert loaded.config == model.config
     x = torch.rand(1, 3, 6, 8)
     torch.testing.assert_close(loaded(x), model.eval()(x))
-    assert infer_bicubic_pp_config(model.state_dict()).mid_channels == 6
+    assert official_config(model.state_dict()).mid_channels == 6
 
 
 def official(peers_dir: Path) -> Path:

@@ -9,10 +9,11 @@ import torch
 from helpers import randomize
 from torch import nn
 
-from repsr.blocks import BLOCKS
 from repsr.bn import SwitchableBatchNorm2d, freeze_bn
 from repsr.config import ModelConfig
+from repsr.models import FAMILIES
 
+BLOCKS = {name: f.block for name, f in FAMILIES.items() if f.block is not None}  # the VGG-style families
 ARCHS = sorted(BLOCKS)
 BN_FREE = {"ecbsr", "plain"}
 

@@ -149,9 +149,9 @@ def test_gray_output_is_the_mean_of_the_network_colour_and_fills_a_channel_view(
 
 
 def test_every_model_family_declares_the_facts_tiling_needs() -> None:
-    from repsr.models import ARCHS
+    from repsr.models import FAMILIES
 
-    for arch in ARCHS:
+    for arch in FAMILIES:
         channels = 32 if arch == "bicubic_pp" else 8
         model = repsr.create_model(arch, scale=3, blocks=2, channels=channels) if arch != "compact" else \
             repsr.reparameterize(repsr.create_model("repsr", scale=3, blocks=2, channels=8))

@@ -8,12 +8,12 @@ import torch.nn.functional as F
 from helpers import randomize
 
 import repsr
-from repsr.blocks import BLOCKS
 from repsr.bn import batchnorm_layers
+from repsr.models import FAMILIES
 from repsr.reparam.base import RepBlock, branch_forward, set_merged_forward
 from repsr.train.bn_switch import switch_bn
 
-ARCHS = sorted(BLOCKS)
+ARCHS = sorted(name for name, f in FAMILIES.items() if f.block is not None)  # the VGG-style families
 BN_FREE = {"ecbsr", "plain"}
 
 

@@ -8,13 +8,13 @@ import torch.nn.functional as F
 from helpers import randomize
 
 import repsr
-from repsr.blocks import BLOCKS
 from repsr.bn import SwitchableBatchNorm2d
 from repsr.errors import WeightsError
-from repsr.models import PRESETS, CompactSR, parse_preset
+from repsr.models import FAMILIES, PRESETS, CompactSR, parse_preset
 from repsr.reparam.base import RepBlock
 from repsr.weights import load_state, save_compact_pth
 
+BLOCKS = {name: f.block for name, f in FAMILIES.items() if f.block is not None}  # the VGG-style families
 ARCHS = sorted(BLOCKS)
 
 

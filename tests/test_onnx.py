@@ -17,8 +17,7 @@ from repsr.bench import run_bench
 from repsr.errors import UserError
 from repsr.evaluate import evaluate
 from repsr.export.onnx import export_onnx
-from repsr.hub import resolve_model
-from repsr.inference import super_resolve
+from repsr.inference import load_runner, super_resolve
 from repsr.inference.engines.onnxruntime import OnnxUpscaler
 
 
@@ -96,7 +95,7 @@ def test_a_bad_onnx_file_is_a_one_line_error(tmp_path: Path) -> None:
 
 def test_eval_and_bench_accept_an_fp32_onnx_file(data_dir: Path, tmp_path: Path,
                                                  capsys: pytest.CaptureFixture[str]) -> None:
-    model = resolve_model("repsr-m4c16-x4")
+    model = load_runner("repsr-m4c16-x4", network=True)
     export_onnx(model, tmp_path / "x4.onnx")
     assert cli.main(["eval", "-m", str(tmp_path / "x4.onnx"), "-d", str(data_dir / "Set5"), "--json", "--quiet"]) == 0
     onnx_psnr = json.loads(capsys.readouterr().out)["Set5"]["psnr"]

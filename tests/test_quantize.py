@@ -27,8 +27,8 @@ from repsr.export.quantize import (
     quantization_of,
     quantize_model,
 )
-from repsr.hub import resolve_model
 from repsr.imageio import read_image, write_image
+from repsr.inference import load_runner
 from repsr.inference.engines.onnxruntime import OnnxUpscaler
 from tests.helpers import randomize
 
@@ -66,7 +66,7 @@ def calib(data_dir: Path) -> list[Path]:
 
 def _drop(data_dir: Path, scale: int, calib: list[Path], options: QuantOptions, target: Path,
           model: torch.nn.Module | None = None) -> float:
-    model = model if model is not None else resolve_model(f"repsr-m4c16-x{scale}")
+    model = model if model is not None else load_runner(f"repsr-m4c16-x{scale}", network=True)
     quantize_model(model, target, calibration_batches(calib, model.config, images=8, crop=48), options)
     sets = [data_dir / "Set5"]
     fp32 = evaluate(model, sets, scale, progress=False)["Set5"].psnr
@@ -79,7 +79,7 @@ def _unbalanced(scale: int) -> torch.nn.Module:
     ``prelu(s z) = s prelu(z)`` for ``s > 0``: scaling a conv's output channels by ``s`` and the next
     conv's input channels by ``1 / s`` changes no output, only the ranges INT8 has to share.
     """
-    model = resolve_model(f"repsr-m4c16-x{scale}")
+    model = load_runner(f"repsr-m4c16-x{scale}", network=True)
     first, second = model.body[4], model.body[6]
     s = torch.ones(first.out_channels)
     s[::2] = 8.0

@@ -28,7 +28,7 @@ from torch import nn
 from repsr.errors import UserError
 from repsr.inference import ENGINES, Upscaler, as_upscaler, load_runner
 from repsr.inference.engines import readers
-from repsr.models import ARCHS, build_model, create_model, parse_preset
+from repsr.models import FAMILIES, build_model, create_model, parse_preset
 from repsr.reparam.base import RepBlock
 from repsr.reparam.convert import reparameterize
 
@@ -75,7 +75,7 @@ def model_factory(spec: str) -> Callable[[int], nn.Module | Upscaler]:
     fp32 or INT8, OpenVINO ``.xml``) is loaded as the same runner ``repsr eval`` uses.
     """
     arch, _, preset = spec.partition(":")
-    if arch in ARCHS and arch != "compact":
+    if arch in FAMILIES and FAMILIES[arch].trainable:
         blocks, channels = parse_preset(preset) if preset else (4, None)
         return lambda s: create_model(arch, scale=s, blocks=blocks, channels=channels).eval()
     model = load_runner(spec)

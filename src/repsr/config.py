@@ -29,10 +29,11 @@ T = TypeVar("T", bound="DataclassInstance")
 class ModelConfig:
     """Everything needed to rebuild a network; stored inside every weights file.
 
-    ``arch`` picks the family (see :data:`repsr.models.ARCHS`). ``blocks``/``channels`` are the
-    paper's M and C. The remaining fields are per-family options; families ignore the ones that
-    do not concern them, and :func:`repsr.models.create_model` rejects non-default values given
-    to a family that does not use them.
+    ``arch`` picks the family (see :data:`repsr.models.registry.FAMILIES`). ``blocks``/``channels``
+    are the paper's M and C. The remaining fields are per-family options: each family's registry
+    entry names the ones it reads, and building a model rejects non-default values given to a
+    family that does not read them. One flat record, so every weights file written so far reads
+    unchanged; a new family's option is a new field with a default.
     """
 
     arch: str = "repsr"

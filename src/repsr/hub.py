@@ -1,10 +1,8 @@
 """Pretrained models shipped inside the package, addressable by name (``repsr-m4c16-x4``).
 
 Shipped files live in ``repsr/pretrained/<name>.safetensors`` (merged nets, tens of KB each).
-:func:`resolve_model` turns a user's ``--model`` argument -- a shipped name or a path -- into a
-loaded model, so every command accepts both. :func:`repsr.inference.load_upscaler` (the one loading path of
-``repsr eval``, ``repsr bench`` and ``repsr upscale`` that also accepts the ``.onnx`` files
-``repsr merge`` (fp32) and ``repsr quantize`` (INT8) write) builds on it.
+:func:`model_path` turns a user's ``--model`` argument -- a shipped name or a path -- into a file;
+:func:`repsr.inference.load_runner`, the one loader every command uses, loads what it names.
 """
 
 from __future__ import annotations
@@ -12,11 +10,7 @@ from __future__ import annotations
 from importlib import resources
 from pathlib import Path
 
-import torch
-from torch import nn
-
 from repsr.errors import WeightsError
-from repsr.weights import load_model
 
 DEFAULT_MODEL = "repsr-m4c16-x{scale}"
 FAST_MODEL = "repsr-bicubicpp-x{scale}"  # ``repsr upscale --fast``: Bicubic++, near-bicubic cost
@@ -46,11 +40,3 @@ def model_path(name_or_path: str) -> Path:
     names = ", ".join(shipped_models()) or "none"
     raise WeightsError(f"'{name_or_path}' is neither a file nor a shipped model (shipped: {names})")
 
-
-def resolve_model(name_or_path: str, device: str | torch.device = "cpu", bgr: bool | None = None) -> nn.Module:
-    """Load a shipped model by name, or any weights file by path, in eval mode.
-
-    ``bgr=True`` marks weights trained on BGR images that cannot say so themselves (the official
-    Bicubic++ ``.pth``); ``None`` keeps what the file says.
-    """
-    return load_model(model_path(name_or_path), device=device, bgr=bgr)

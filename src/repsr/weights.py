@@ -2,17 +2,17 @@
 
 repsr's own format is safetensors with the :class:`ModelConfig` as JSON in the metadata, so a file
 rebuilds its own network (training-time or merged) without any side information. Foreign files
-are read without unpickling code: ``.pth`` only through ``torch.load(weights_only=True)``. Three
-foreign layouts are recognised by their keys, the way spandrel detects architectures: Real-ESRGAN's
-SRVGGNetCompact (``params`` / ``params_ema``; PReLU variant), the merged plain ECBSR nets that ETDS
-publishes (``backbone.{i}.0`` conv / ``backbone.{i}.1`` PReLU: the same network, renamed) and the
-official Bicubic++ release (``conv0`` ... ``conv_out``).
+are read without unpickling code: ``.pth`` only through ``torch.load(weights_only=True)``. Foreign
+layouts are recognised by their keys, the way spandrel detects architectures; each family's registry
+entry declares the layouts it reads (:mod:`repsr.models.registry`): Real-ESRGAN's SRVGGNetCompact
+(``params`` / ``params_ema``; PReLU variant), the merged plain ECBSR nets that ETDS publishes
+(``backbone.{i}.0`` conv / ``backbone.{i}.1`` PReLU: the same network, renamed) and the official
+Bicubic++ release (``conv0`` ... ``conv_out``).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import re
 import warnings
 from pathlib import Path
 
@@ -24,7 +24,8 @@ from torch import Tensor, nn
 from repsr.atomic import atomic_write
 from repsr.config import ModelConfig
 from repsr.errors import UserError, WeightsError
-from repsr.models import build_model, model_config
+from repsr.models import CompactSR, build_model, model_config
+from repsr.models.registry import recognise
 
 FORMAT = "repsr-1"
 
@@ -39,7 +40,7 @@ def save_model(model: nn.Module, path: str | Path, metadata: dict[str, str] | No
 
 def save_compact_pth(model: nn.Module, path: str | Path) -> None:
     """Write a merged VGG-style net as ``{"params": state_dict}``, Real-ESRGAN/chaiNNer's layout."""
-    if model_config(model).arch != "compact":
+    if not isinstance(model, CompactSR):
         raise WeightsError("only a merged (compact) network can be written in the Compact .pth layout")
     state = {k: v.detach().to("cpu").float().contiguous() for k, v in model.state_dict().items()}
     atomic_write(path, lambda tmp: torch.save({"params": state}, tmp))
@@ -52,59 +53,6 @@ def read_metadata(path: str | Path) -> dict[str, str]:
             return dict(f.metadata() or {})
     except (SafetensorError, OSError, ValueError) as exc:
         raise WeightsError(f"{path}: not a readable safetensors file ({exc})") from None
-
-
-def infer_compact_config(state: dict[str, Tensor]) -> ModelConfig:
-    """Rebuild an SRVGGNetCompact's config from its keys (as spandrel does)."""
-    indices = sorted(int(k.split(".")[1]) for k in state if k.startswith("body.") and k.endswith(".weight"))
-    if not indices or state.get("body.1.weight") is None or state["body.1.weight"].dim() != 1:
-        raise WeightsError("not an SRVGGNetCompact (PReLU) state dict")
-    first, last = state["body.0.weight"], state[f"body.{indices[-1]}.bias"]
-    in_ch, channels = first.shape[1], first.shape[0]
-    scale = round((last.numel() / in_ch) ** 0.5)
-    return ModelConfig(arch="compact", scale=scale, blocks=(indices[-1] - 2) // 2, channels=channels,
-                       in_channels=in_ch)
-
-
-_BACKBONE_KEY = re.compile(r"backbone\.(\d+)\.([01])\.(weight|bias)")
-
-
-def is_backbone_layout(state: dict[str, Tensor]) -> bool:
-    """A merged plain ECBSR (ETDS's release): ``backbone.{i}.0`` convs, ``backbone.{i}.1`` PReLUs, last conv alone."""
-    matches = [_BACKBONE_KEY.fullmatch(k) for k in state]
-    if not matches or None in matches:
-        return False
-    last = max(int(m.group(1)) for m in matches if m is not None)
-    prelus = [f"backbone.{i}.1.weight" for i in range(last)]
-    return all(k in state and state[k].dim() == 1 for k in prelus) and f"backbone.{last}.1.weight" not in state
-
-
-def backbone_to_compact(state: dict[str, Tensor]) -> dict[str, Tensor]:
-    """Rename ``backbone.{i}.0`` -> ``body.{2i}`` and ``backbone.{i}.1`` -> ``body.{2i+1}`` (SRVGGNetCompact).
-
-    The networks are the same function: conv3x3 + PReLU stack, last conv, pixel shuffle, and an
-    input repeated per output sub-pixel before the shuffle, which is nearest-neighbour upsampling.
-    """
-    renamed = {}
-    for key, value in state.items():
-        match = _BACKBONE_KEY.fullmatch(key)
-        if match is None:
-            raise WeightsError(f"'{key}' is not a backbone.{{i}}.{{0,1}} key")
-        index, part, kind = match.groups()
-        renamed[f"body.{2 * int(index) + int(part)}.{kind}"] = value
-    return renamed
-
-
-def infer_bicubic_pp_config(state: dict[str, Tensor]) -> ModelConfig:
-    """Config of an official-layout Bicubic++ state dict (width, scale, biases)."""
-    conv0, out = state["conv0.weight"], state["conv_out.weight"]
-    in_ch = conv0.shape[1]
-    shuffle = round((out.shape[0] / in_ch) ** 0.5)
-    if shuffle % 2 or in_ch * shuffle * shuffle != out.shape[0]:
-        raise WeightsError("conv_out of this Bicubic++ file has no valid pixel-shuffle factor")
-    mid = state["conv1.weight"].shape[0] if "conv1.weight" in state else conv0.shape[0]
-    return ModelConfig(arch="bicubic_pp", scale=shuffle // 2, channels=conv0.shape[0], in_channels=in_ch,
-                       bias="conv0.bias" in state, mid_channels=None if mid == conv0.shape[0] else mid)
 
 
 def safe_torch_load(path: str | Path, what: str = "weights file") -> object:
@@ -139,6 +87,7 @@ def safe_torch_load(path: str | Path, what: str = "weights file") -> object:
 
 
 def _read_pth(path: Path) -> dict[str, Tensor]:
+    """The state dict inside a ``.pth``: bare, or under the keys trainers wrap it in (BasicSR's ``params_ema``)."""
     obj = safe_torch_load(path)
     if isinstance(obj, dict):
         for key in ("params_ema", "params", "state_dict", "model"):
@@ -147,20 +96,16 @@ def _read_pth(path: Path) -> dict[str, Tensor]:
                 break
     if not isinstance(obj, dict) or not all(isinstance(v, Tensor) for v in obj.values()):
         raise WeightsError(f"{path}: no state dict of tensors inside")
-    return backbone_to_compact(obj) if is_backbone_layout(obj) else obj
-
-
-def _config_for_foreign(path: Path, state: dict[str, Tensor]) -> ModelConfig:
-    if "body.0.weight" in state:
-        return infer_compact_config(state)
-    if "conv0.weight" in state and "conv_out.weight" in state:
-        return infer_bicubic_pp_config(state)
-    raise WeightsError(f"{path}: unrecognised weights layout (not repsr, SRVGGNetCompact, ECBSR backbone or "
-                       "Bicubic++)")
+    return obj
 
 
 def load_state(path: str | Path) -> tuple[ModelConfig, dict[str, Tensor], dict[str, str]]:
-    """Read ``(config, state_dict, metadata)`` from a repsr, Compact or Bicubic++ file."""
+    """Read ``(config, state_dict, metadata)`` from any weights file repsr reads.
+
+    repsr's own safetensors state their config; any other state dict (a ``.pth``, or a safetensors
+    file without the config) is matched against the foreign layouts of the family registry
+    (:func:`repsr.models.registry.recognise`), which renames its keys into the family's own.
+    """
     path = Path(path)
     if not path.is_file():
         raise WeightsError(f"{path}: no such weights file")
@@ -175,12 +120,12 @@ def load_state(path: str | Path) -> tuple[ModelConfig, dict[str, Tensor], dict[s
                 config = ModelConfig.from_json(meta["config"], str(path))
             except UserError as exc:
                 raise WeightsError(str(exc)) from None
-        else:
-            config = _config_for_foreign(path, state)
+            return config, state, meta
+        config, state = recognise(state, str(path))
         return config, state, meta
     if path.suffix in (".pth", ".pt", ".ckpt"):
-        state = _read_pth(path)
-        return _config_for_foreign(path, state), state, {}
+        config, state = recognise(_read_pth(path), str(path))
+        return config, state, {}
     raise WeightsError(f"{path}: unsupported weights format '{path.suffix}' (use .safetensors or .pth)")
 
 

@@ -81,10 +81,10 @@ def _setups(archs: list[str], scale: int, blocks: int, channels: int,
 
 
 def run(args: argparse.Namespace) -> int:
-    from repsr.models import ARCHS, parse_preset
+    from repsr.models import FAMILIES, parse_preset
     from repsr.train.cost import run_mean_ms, step_ms
 
-    unknown = [a for a in args.archs if a not in ARCHS or a in ("compact", "bicubic_pp")]
+    unknown = [a for a in args.archs if a not in FAMILIES or FAMILIES[a].block is None]
     if unknown:
         raise UserError(f"--archs: '{unknown[0]}' is not a training-time VGG-style family")
     if not 0.0 <= args.switch <= 1.0:

@@ -20,10 +20,10 @@ import torch
 
 from repsr.errors import UserError
 from repsr.hub import model_path
-from repsr.inference import ENGINES, output_suffixes, writer_for
-from repsr.models import model_config
+from repsr.inference import ENGINES, load_runner, output_suffixes, writer_for
+from repsr.models import family, model_config
 from repsr.reparam.convert import reparameterize
-from repsr.weights import load_model, read_metadata
+from repsr.weights import read_metadata
 
 SIBLING_BIN = (".xml", ".param")  # formats written with a .bin beside them
 # formats that fold a BGR net's order into an RGB file and cannot carry it otherwise: the order must be known
@@ -62,11 +62,12 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"{out}: output must end in {', '.join(output_suffixes())}")
     if suffix == ".pth" and args.format != "compact":
         raise UserError("a .pth output needs --format compact (repsr's own format is .safetensors)")
+    model = load_runner(args.input, bgr=True if args.bgr else None, network=True)
     path = model_path(args.input)
-    model = load_model(path, bgr=True if args.bgr else None)
-    if suffix in RGB_FILES and model_config(model).arch == "bicubic_pp" and not args.bgr and not _states_config(path):
-        raise UserError(f"{path}: a Bicubic++ file that cannot say its channel order, and a {suffix} file is always "
-                        "RGB: pass --bgr for the official (BGR-trained) release, or merge to .safetensors first if RGB")
+    known = family(model_config(model).arch)
+    if suffix in RGB_FILES and known.bgr_release and not args.bgr and not _states_config(path):
+        raise UserError(f"{path}: a {known.name} file that cannot say its channel order, and a {suffix} file is always "
+                        f"RGB: pass --bgr for {known.bgr_release} (BGR-trained), or merge to .safetensors first if RGB")
     merged = reparameterize(model).eval()
     if args.check:
         diff = _check_equal(model, merged)

@@ -59,10 +59,10 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
 
 
 def _load(args: argparse.Namespace) -> BicubicPP:
+    from repsr.inference import load_runner
     from repsr.models import BicubicPP, model_config
-    from repsr.weights import load_model
 
-    model = load_model(args.weights, bgr=True if args.bgr else None)
+    model = load_runner(args.weights, bgr=True if args.bgr else None, network=True)
     if not isinstance(model, BicubicPP):
         raise UserError(f"{args.weights}: repsr prune handles Bicubic++ nets, not '{model_config(model).arch}'")
     return model.float()

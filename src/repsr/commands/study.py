@@ -35,8 +35,8 @@ def _artifacts(study: StudyConfig, pair: ArtifactPair, report_dir: Path, scale: 
     """The BN-artifact crops of the study's baseline/fixed pair. They need the trained weights, which
     live only in the (uncommitted) run folders: a study continued on a fresh machine keeps the
     artifact figures already in the report instead of failing."""
+    from repsr.inference import load_runner
     from repsr.study.artifacts import artifact_study
-    from repsr.weights import load_model
 
     titles = {v.name: v.title for v in study.variants}
     models = []
@@ -45,7 +45,7 @@ def _artifacts(study: StudyConfig, pair: ArtifactPair, report_dir: Path, scale: 
         if not path.is_file():
             print(f"artifact crops not redone: {path} is gone (retrain variant '{name}' to redo them)")
             return
-        models.append(load_model(path))
+        models.append(load_runner(str(path), network=True))
     baseline, fixed = models
     rows = artifact_study(baseline, fixed, study.eval_sets, scale, report_dir,
                           (titles[pair.baseline], titles[pair.fixed]), pair.crops, pair.crop_size)

@@ -42,7 +42,7 @@ from torch import Tensor, nn
 from repsr.atomic import atomic_write
 from repsr.errors import UserError
 from repsr.export.quiet import quiet
-from repsr.models import CompactSR, declared_facts, model_config
+from repsr.models import BicubicPP, CompactSR, declared_facts, model_config
 
 PRECISIONS = ("fp32", "fp16")
 MAX_SIDE = 512  # input pixels per side; the planned activation memory grows with its square (x4: ~100 MB)
@@ -86,12 +86,13 @@ class MobileForward(nn.Module):
 
 
 def _net(model: nn.Module) -> nn.Module:
-    config = model_config(model)
     if isinstance(model, CompactSR):
         return CompactForward(model)
-    if config.arch == "bicubic_pp":
+    if isinstance(model, BicubicPP):
         return model
-    raise UserError(f"ExecuTorch export writes merged compact and bicubic_pp nets, not {config.arch} (merge it first)")
+    arch = model_config(model).arch
+    raise UserError(f"ExecuTorch export writes merged {CompactSR.arch} and {BicubicPP.arch} nets, not {arch} "
+                    "(merge it first)")
 
 
 def executorch_program(model: nn.Module, precision: str = "fp32") -> tuple[bytes, int]:

@@ -188,7 +188,8 @@ def ncnn_model(model: nn.Module, precision: str = "fp32") -> tuple[str, bytes]:
             layers, blobs = _bicubic_pp_layers(model, fp16)
         else:
             arch = model_config(model).arch
-            raise UserError(f"ncnn export writes merged compact and bicubic_pp nets, not {arch} (merge it first)")
+            raise UserError(f"ncnn export writes merged {CompactSR.arch} and {BicubicPP.arch} nets, not {arch} "
+                            "(merge it first)")
     names = {top for layer in layers for top in layer.tops}
     text = "\n".join([MAGIC, f"{len(layers)} {len(names)}", *(layer.line() for layer in layers)]) + "\n"
     return text, b"".join(blobs)
@@ -303,13 +304,13 @@ def config_of(layers: list[Layer]) -> ModelConfig | None:
     compact = ["Input", "Split"] + ["Convolution", "PReLU"] * (len(convs) - 1) + [
         "Convolution", "PixelShuffle", "Interp", "BinaryOp"]
     if kinds == compact and len(convs) >= 2:
-        return ModelConfig(arch="compact", scale=_int(shuffle, 0), blocks=len(convs) - 2, in_channels=in_channels,
+        return ModelConfig(arch=CompactSR.arch, scale=_int(shuffle, 0), blocks=len(convs) - 2, in_channels=in_channels,
                            channels=channels)
     bicubic_pp = ["Input", "Split", "Padding", "Pooling", "Interp", "Crop", "Convolution", "Split", "Convolution",
                   "Convolution", "BinaryOp", "Convolution", "PixelShuffle", "Interp", "Crop"]
     if kinds == bicubic_pp and _int(shuffle, 0) % 2 == 0:
         mid = _int(convs[1], 0)
-        return ModelConfig(arch="bicubic_pp", scale=_int(shuffle, 0) // 2, bias=bool(first.get(5)),
+        return ModelConfig(arch=BicubicPP.arch, scale=_int(shuffle, 0) // 2, bias=bool(first.get(5)),
                            mid_channels=None if mid == channels else mid, in_channels=in_channels, channels=channels)
     return None
 
@@ -347,7 +348,7 @@ def export_ncnn(model: nn.Module, path: str | Path, precision: str = "fp32") -> 
     if config.bgr:
         notes.append("these weights were trained on BGR images: the channel order is folded into the first and last "
                      "conv, so the file takes RGB like every ncnn client (do not swap channels in the client)")
-    if config.arch == "bicubic_pp":
+    if isinstance(model, BicubicPP):
         notes.append("odd sizes are handled inside the file (one replicated row/column, output cropped to "
                      f"{config.scale}x the input), as the PyTorch model does")
     if not path.stem.endswith(f"-x{config.scale}"):

@@ -1,35 +1,58 @@
-"""The one loading path for a model to *run*: a shipped name, weights file or model file, on any engine.
+"""The one loader of a model the user named: a shipped name, a weights file in any layout, or a runtime's model file.
 
-:mod:`repsr.hub` resolves names and weights files to PyTorch modules (networks and data layer); the
-engines of :mod:`repsr.inference.engines` run them or the files other runtimes read (``.onnx``, ``.xml``).
-:func:`load_runner` gives what a command scores or inspects as loaded: the PyTorch module itself
-(``repsr bench`` counts its convs, ``repsr quantize`` exports it) or, for a model file, its engine's
-upscaler. :func:`load_upscaler` gives a bound :class:`~repsr.inference.upscaler.Upscaler` on the engine
-``--backend`` names (``auto``: :func:`~repsr.inference.engines.choose_engine`). A training graph is merged
-on load (equal output, faster); a shipped file, already merged, is not merged again.
+:func:`load_runner` dispatches by what the file is. PyTorch weights -- repsr's safetensors, which rebuild their
+own network, and the foreign ``.pth``/safetensors layouts the family registry reads (Real-ESRGAN Compact, ETDS's
+ECBSR, the official Bicubic++) -- load as a module through :func:`repsr.weights.load_model`; a model file of
+another runtime (``.onnx``, ``.xml``, ``.param``, ``.pte``) loads on the engine of its format
+(:mod:`repsr.inference.engines`). Commands that need the network itself (merge, prune, the study's references)
+ask for ``network=True``, which refuses a runtime file in one line before loading it.
+
+:func:`load_upscaler` binds the same source to the engine ``--backend`` names (``auto``:
+:func:`~repsr.inference.engines.choose_engine`), for running on images. A training graph is merged on load (equal
+output, faster); a shipped file, already merged, is not merged again.
 """
 
 from __future__ import annotations
 
+from typing import Literal, overload
+
 import torch
 from torch import nn
 
-from repsr.hub import model_path, resolve_model
+from repsr.errors import UserError
+from repsr.hub import model_path
 from repsr.inference.engines import LoadRequest, auto_precision, choose_engine, is_model_file, owner_of
 from repsr.inference.upscaler import Upscaler
+from repsr.weights import load_model
 
 
-def load_runner(name_or_path: str, device: str | torch.device = "cpu", bgr: bool | None = None,
-                threads: int = 0) -> nn.Module | Upscaler:
-    """A PyTorch module (eval mode, on ``device``) for weights files and shipped names, or for a model file
-    (``.onnx``, ``.xml``) the upscaler of the engine of its format (onnxruntime, OpenVINO) on the CPU.
+@overload
+def load_runner(name_or_path: str, device: str | torch.device = ..., bgr: bool | None = ..., threads: int = ...,
+                *, network: Literal[True]) -> nn.Module: ...
 
-    ``threads`` is that engine's intra-op thread count (0: its default).
+
+@overload
+def load_runner(name_or_path: str, device: str | torch.device = ..., bgr: bool | None = ..., threads: int = ...,
+                *, network: bool = ...) -> nn.Module | Upscaler: ...
+
+
+def load_runner(name_or_path: str, device: str | torch.device = "cpu", bgr: bool | None = None, threads: int = 0,
+                *, network: bool = False) -> nn.Module | Upscaler:
+    """What ``name_or_path`` names, loaded as it is: a PyTorch module (eval mode, on ``device``) for a shipped name
+    or weights file, or the upscaler of the engine of a model file's format (onnxruntime, OpenVINO, ...) on the CPU.
+
+    ``bgr=True`` marks weights trained on BGR images that cannot say so themselves (the official Bicubic++
+    ``.pth``); None keeps what the file says. ``threads`` is a model file's engine's intra-op thread count (0: its
+    default). ``network=True``: only a PyTorch network will do, and a runtime's model file is a one-line error.
     """
     path = model_path(name_or_path)
     if not is_model_file(path):
-        return resolve_model(name_or_path, device=device, bgr=bgr)
-    return load_upscaler(name_or_path, owner_of(path).name, str(device), bgr=bgr, threads=threads)
+        return load_model(path, device=device, bgr=bgr)
+    owner = owner_of(path)
+    if network:
+        raise UserError(f"{name_or_path}: a {owner.runtime} model file, not PyTorch weights (.safetensors or .pth): "
+                        "give the weights it was made from")
+    return load_upscaler(name_or_path, owner.name, str(device), bgr=bgr, threads=threads)
 
 
 def load_upscaler(name_or_path: str, backend: str | None = None, device: str | None = "cpu", half: bool = False,

@@ -1,4 +1,4 @@
-"""Model families, the table that names them, and size presets.
+"""Model families (one registry entry each: :mod:`repsr.models.registry`) and size presets.
 
 ``create_model("repsr", scale=4, blocks=4, channels=16)`` builds a training-time network;
 ``build_model(config)`` rebuilds any model from the :class:`ModelConfig` stored in its weights.
@@ -12,22 +12,11 @@ from typing import Any
 
 from torch import nn
 
-from repsr.blocks import BLOCK_OPTIONS, BLOCKS
 from repsr.config import ModelConfig
 from repsr.models.bicubic_pp import BicubicPP
 from repsr.models.facts import ModelFacts, model_config
+from repsr.models.registry import FAMILIES, Family, Layout, build_model, check_config, declared_facts, family
 from repsr.models.vgg import CompactSR, RepVGGSR
-
-# Every architecture by name. The training-time families merge into "compact".
-ARCHS: dict[str, type[nn.Module]] = {
-    **{name: RepVGGSR for name in BLOCKS},
-    "compact": CompactSR,
-    "bicubic_pp": BicubicPP,
-}
-
-# Options each arch reads beyond the common size fields; others must stay at their defaults.
-ARCH_OPTIONS: dict[str, tuple[str, ...]] = {**BLOCK_OPTIONS, "bicubic_pp": ("bias", "mid_channels")}
-_COMMON = ("arch", "scale", "blocks", "channels", "in_channels", "bgr", "zero_init_tail")
 
 # The field's named sizes "MxCy": M body blocks of C channels.
 PRESETS: dict[str, tuple[int, int]] = {"M4C8": (4, 8), "M4C16": (4, 16), "M10C32": (10, 32), "M16C64": (16, 64)}
@@ -41,35 +30,16 @@ def parse_preset(name: str) -> tuple[int, int]:
     return int(match.group(1)), int(match.group(2))
 
 
-def build_model(config: ModelConfig) -> nn.Module:
-    """The model a :class:`ModelConfig` describes, freshly initialised."""
-    if config.arch not in ARCHS:
-        raise ValueError(f"unknown arch '{config.arch}' (choose from {', '.join(sorted(ARCHS))})")
-    defaults = ModelConfig()
-    used = set(_COMMON) | set(ARCH_OPTIONS.get(config.arch, ()))
-    for f in dataclasses.fields(ModelConfig):
-        if f.name not in used and getattr(config, f.name) != getattr(defaults, f.name):
-            raise ValueError(f"option '{f.name}' does not apply to arch '{config.arch}'")
-    return ARCHS[config.arch](config)
-
-
-def declared_facts(config: ModelConfig) -> tuple[int, int]:
-    """``(receptive radius, tile alignment)`` that the family of ``config`` declares (no model built)."""
-    family = ARCHS[config.arch]
-    if not issubclass(family, ModelFacts):
-        raise TypeError(f"{config.arch} does not declare its receptive radius and tile alignment")
-    return family.receptive_radius_of(config), family.tile_alignment
-
-
 def create_model(arch: str, *, scale: int, blocks: int = 4, channels: int | None = None, **options: Any) -> nn.Module:
     """Build a network by family name, e.g. ``create_model("repsr", scale=4, blocks=4, channels=16)``.
 
     ``options`` are the per-family fields of :class:`ModelConfig` (``paths``, ``expand_ratio``,
-    ``identity``, ``bn_after_squeeze`` for RepSR; ``ecb_expand`` for ECB; ``bias`` for Bicubic++).
-    ``channels`` defaults to 16 (the VGG-style nets' M4C16) or 32 (Bicubic++'s released width).
+    ``identity``, ``bn_after_squeeze`` for RepSR; ``ecb_expand`` for ECB; ``bias`` for Bicubic++:
+    each family's ``options`` in the registry). ``channels`` defaults to the family's own
+    (16, the VGG-style nets' M4C16; 32, Bicubic++'s released width).
     """
     if channels is None:
-        channels = 32 if arch == "bicubic_pp" else 16
+        channels = family(arch).default_channels
     known = {f.name for f in dataclasses.fields(ModelConfig)} - {"arch", "scale", "blocks", "channels"}
     unknown = sorted(set(options) - known)
     if unknown:
@@ -77,5 +47,5 @@ def create_model(arch: str, *, scale: int, blocks: int = 4, channels: int | None
     return build_model(ModelConfig(arch=arch, scale=scale, blocks=blocks, channels=channels, **options))
 
 
-__all__ = ["ARCHS", "PRESETS", "BicubicPP", "CompactSR", "ModelFacts", "RepVGGSR", "build_model", "create_model",
-           "declared_facts", "model_config", "parse_preset"]
+__all__ = ["FAMILIES", "PRESETS", "BicubicPP", "CompactSR", "Family", "Layout", "ModelFacts", "RepVGGSR",
+           "build_model", "check_config", "create_model", "declared_facts", "family", "model_config", "parse_preset"]

@@ -12,10 +12,13 @@ state dict loads unchanged; with ``bias=False`` and 32 channels this is exactly 
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from repsr.config import ModelConfig
+from repsr.errors import WeightsError
 from repsr.models.facts import ModelFacts
 
 
@@ -27,6 +30,7 @@ class BicubicPP(ModelFacts, nn.Module):
     which structured pruning may shrink independently.
     """
 
+    arch: ClassVar[str] = "bicubic_pp"  # the family name its files carry
     tile_alignment = 2  # the stride-2 first conv
 
     @classmethod
@@ -62,3 +66,20 @@ class BicubicPP(ModelFacts, nn.Module):
         out: Tensor = self.shuffle(self.conv_out(y))
         s = self.config.scale
         return out[..., : h * s, : w * s]
+
+
+def is_official_layout(state: dict[str, Tensor]) -> bool:
+    """The official release's keys (``conv0`` ... ``conv_out``), which :class:`BicubicPP` shares."""
+    return "conv0.weight" in state and "conv_out.weight" in state
+
+
+def official_config(state: dict[str, Tensor]) -> ModelConfig:
+    """Config of an official-layout Bicubic++ state dict (width, scale, biases) from its shapes."""
+    conv0, out = state["conv0.weight"], state["conv_out.weight"]
+    in_ch = conv0.shape[1]
+    shuffle = round((out.shape[0] / in_ch) ** 0.5)
+    if shuffle % 2 or in_ch * shuffle * shuffle != out.shape[0]:
+        raise WeightsError("conv_out of this Bicubic++ file has no valid pixel-shuffle factor")
+    mid = state["conv1.weight"].shape[0] if "conv1.weight" in state else conv0.shape[0]
+    return ModelConfig(arch=BicubicPP.arch, scale=shuffle // 2, channels=conv0.shape[0], in_channels=in_ch,
+                       bias="conv0.bias" in state, mid_channels=None if mid == conv0.shape[0] else mid)

@@ -21,7 +21,7 @@ import torch
 from repsr.atomic import atomic_write
 from repsr.errors import UserError
 from repsr.evaluate import evaluate
-from repsr.hub import resolve_model
+from repsr.inference import load_runner
 from repsr.models import build_model
 from repsr.reparam.convert import reparameterize
 from repsr.study.config import StudyConfig, Variant
@@ -232,7 +232,7 @@ def run_study(study: StudyConfig, only: list[str] | None = None, report_only: bo
     # a partial run (``only``) skips reference rows and costs: their models may not exist yet
     references: list[VariantResult] = []
     if not only:
-        reference_nets = {name: reparameterize(resolve_model(name)) for name in study.reference_models}
+        reference_nets = {name: reparameterize(load_runner(name, network=True)) for name in study.reference_models}
         references = reference_rows(study, scale, reference_nets)
         attach_costs(study, rows, references, reference_nets)
     return {"study": study.name, "scale": scale, "bench_size": study.bench_size, "time_target": study.time_target,

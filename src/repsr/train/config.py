@@ -19,6 +19,7 @@ from typing import Any, Literal
 
 from repsr.config import ModelConfig, apply_overrides, from_dict, load_yaml
 from repsr.errors import ConfigError
+from repsr.models.registry import check_config
 
 
 @dataclass(frozen=True)
@@ -135,6 +136,10 @@ def bn_switch_iteration(config: LoopConfig) -> int | None:
 def _validate(config: TrainConfig, source: str) -> None:
     """Range checks the type system cannot express, each a one-line error naming the key."""
     t, o, d = config.train, config.optim, config.data
+    try:
+        family = check_config(config.model)  # the arch exists and takes every option set
+    except ValueError as exc:
+        raise ConfigError(f"{source}: model: {exc}") from None
     checks = [
         (t.iters >= 1, "train.iters", "must be >= 1"),
         (t.batch_size >= 1, "train.batch_size", "must be >= 1"),
@@ -158,8 +163,8 @@ def _validate(config: TrainConfig, source: str) -> None:
          "fp16 runs on CUDA only; use bf16 on a CPU"),
         (1 <= d.jpeg_quality <= 100, "data.jpeg_quality", "must lie in [1, 100]"),
         (bool(d.train), "data.train", "needs at least one folder of HR training images"),
-        (config.model.arch != "compact", "model.arch",
-         "'compact' is the merged inference net; train a training-time family"),
+        (family.trainable, "model.arch",
+         f"'{family.name}' is a merged inference net; train a training-time family that merges into it"),
     ]
     for ok, key, message in checks:
         if not ok:

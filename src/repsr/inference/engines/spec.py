@@ -21,10 +21,10 @@ import torch
 from torch import Tensor, nn
 
 from repsr.errors import UserError
-from repsr.hub import resolve_model
 from repsr.inference.upscaler import Upscaler
 from repsr.reparam.base import Fusable
 from repsr.reparam.convert import reparameterize
+from repsr.weights import load_model
 
 PRECISIONS = ("fp32", "bf16", "fp16", "int8")
 # What each precision needs from a CPU to run natively (OpenVINO's OPTIMIZATION_CAPABILITIES names).
@@ -54,8 +54,8 @@ class LoadRequest:
     channels_last: bool = True
 
     def module(self) -> nn.Module:
-        """The PyTorch network behind a weights file or shipped name, merged (fp32, CPU, eval mode)."""
-        return merged(resolve_model(str(self.path), bgr=self.bgr)).eval()
+        """The PyTorch network in the weights file ``path``, merged (fp32, CPU, eval mode)."""
+        return merged(load_model(self.path, bgr=self.bgr)).eval()
 
 
 class ArrayRunner:
