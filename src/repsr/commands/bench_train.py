@@ -84,9 +84,11 @@ def run(args: argparse.Namespace) -> int:
     from repsr.models import FAMILIES, parse_preset
     from repsr.train.cost import run_mean_ms, step_ms
 
-    unknown = [a for a in args.archs if a not in FAMILIES or FAMILIES[a].block is None]
+    vgg = sorted(name for name, family in FAMILIES.items() if family.block is not None)
+    unknown = [a for a in args.archs if a not in vgg]
     if unknown:
-        raise UserError(f"--archs: '{unknown[0]}' is not a training-time VGG-style family")
+        raise UserError(f"--archs: '{unknown[0]}' is not a training-time VGG-style family (choose from "
+                        f"{', '.join(vgg)})")
     if not 0.0 <= args.switch <= 1.0:
         raise UserError("--switch must lie in [0, 1]")
     if min(args.batch, args.patch, args.reps, args.rounds, args.scale) < 1:
