@@ -3,7 +3,7 @@ next to bicubic, and with ``--folder`` ``repsr upscale`` end to end next to the 
 
 Every number is measured in the same run as a large fp32 matmul (the machine's practical FLOP
 rate) and OpenCV bicubic, so the ratios hold even on a busy machine. ``--model`` takes an arch
-preset (``repsr:M4C16``, ``ecb:M16C64``, ``bicubic_pp``), a shipped name, a weights path or an
+preset (``repsr:M4C16``, ``ecbsr:M16C64``, ``bicubic_pp``), a shipped name, a weights path or an
 ``.onnx`` file (fp32 from ``repsr merge`` or INT8 from ``repsr quantize``; one onnxruntime row).
 """
 
@@ -19,13 +19,15 @@ import torch
 from repsr.bench import DEFAULT_SIZES, run_bench
 from repsr.bench_folder import format_folder_table, run_folder_bench
 from repsr.errors import UserError
+from repsr.models import FAMILIES
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("bench", help="measure throughput against matmul peak and bicubic", description=__doc__,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", default="repsr:M4C16",
-                   help="arch[:MxCy] preset, shipped name, weights file or .onnx file (default repsr:M4C16)")
+                   help="arch[:MxCy] preset (arch: " + ", ".join(a for a, f in FAMILIES.items() if f.trainable)
+                   + "), shipped name, weights file or .onnx file (default repsr:M4C16)")
     p.add_argument("--sizes", default=DEFAULT_SIZES,
                    help=f"comma-separated WIDTHxHEIGHTxSCALE of the LR input (default {DEFAULT_SIZES})")
     p.add_argument("--threads", default=None, help="CPU thread counts to compare, e.g. 1,2 (default: torch's)")
