@@ -25,17 +25,32 @@ def test_conv_flops_are_counted_analytically() -> None:
 def test_bench_rows_and_ratios() -> None:
     result = run_bench("repsr:M4C8", "24x16x2,20x12x3", threads=[1], warmup=0, reps=1, onnx=False,
                        with_compile=False)
-    assert result["matmul_gflops"][1] > 0
-    names = [r["name"] for r in result["rows"] if r["size"] == "24x16x2"]
+    assert result.matmul_gflops[1] > 0
+    names = [r.name for r in result.rows if r.size == "24x16x2"]
     assert names[:3] == ["training graph fp32", "merged fp32 NCHW", "merged fp32 channels_last"]
     assert "bicubic OpenCV uint8" in names and "bicubic OpenCV fp32" in names
-    for row in result["rows"]:
-        assert row["ms"] > 0 and row["mpix_per_s"] > 0 and row["x_bicubic"] > 0
-        if row["name"].startswith(("merged", "training")):
-            assert row["pct_matmul"] == pytest.approx(100 * row["gflop_per_s"] / result["matmul_gflops"][1])
-    assert result["peak_gflops"][1]["fp32"] == result["matmul_gflops"][1]
-    train, merged = (r for r in result["rows"][:2])
-    assert train["gflop"] > merged["gflop"]  # the training graph does more arithmetic
+    for row in result.rows:
+        assert row.ms > 0 and row.mpix_per_s > 0 and row.x_bicubic is not None and row.x_bicubic > 0
+        if row.name.startswith(("merged", "training")):
+            assert row.gflop_per_s is not None
+            assert row.pct_matmul == pytest.approx(100 * row.gflop_per_s / result.matmul_gflops[1])
+    assert result.peak_gflops[1]["fp32"] == result.matmul_gflops[1]
+    train, merged = (r for r in result.rows[:2])
+    assert train.gflop is not None and merged.gflop is not None
+    assert train.gflop > merged.gflop  # the training graph does more arithmetic
+
+
+def test_x_eager_is_the_eager_nchw_time_over_each_network_rows_time_at_its_own_size() -> None:
+    result = run_bench("repsr:M4C8", "24x16x2,20x12x3", threads=[1], warmup=0, reps=1, onnx=False,
+                       with_compile=False)
+    for size in ("24x16x2", "20x12x3"):
+        rows = [r for r in result.rows if r.size == size]
+        eager = next(r.ms for r in rows if r.name == "merged fp32 NCHW")
+        for row in rows:
+            if row.gflop is None:  # bicubic: not a network
+                assert row.x_eager is None
+            else:
+                assert row.x_eager == pytest.approx(eager / row.ms)
 
 
 def test_rows_are_held_to_the_peak_of_their_own_precision() -> None:
@@ -51,8 +66,13 @@ def test_bench_cli_json_with_bicubic_pp_and_errors(capsys: pytest.CaptureFixture
     argv = ["bench", "--model", "bicubic_pp", "--sizes", "16x12x3", "--reps", "1", "--warmup", "0", "--json",
             "--no-compile", "--no-onnx"]
     assert cli.main(argv + ["--threads", "1"]) == 0
-    rows = json.loads(capsys.readouterr().out)["rows"]
-    assert rows[0]["name"] == "merged fp32 NCHW" and rows[0]["gflop"] > 0
+    result = json.loads(capsys.readouterr().out)
+    assert list(result) == ["model", "device", "warmup", "reps", "cpu", "matmul_gflops", "peak_gflops", "rows"]
+    assert list(result["matmul_gflops"]) == ["1"] and result["peak_gflops"]["1"]["fp32"] > 0
+    rows = result["rows"]
+    assert list(rows[0]) == ["size", "name", "threads", "ms", "mpix_per_s", "gflop", "gflop_per_s", "pct_matmul",
+                             "precision", "x_bicubic", "setup_s", "x_eager"]  # earlier keys unchanged, x_eager added
+    assert rows[0]["name"] == "merged fp32 NCHW" and rows[0]["gflop"] > 0 and rows[0]["x_eager"] == 1.0
     assert cli.main(["bench", "--sizes", "16x12"]) == 2
     assert "WIDTHxHEIGHTxSCALE" in capsys.readouterr().err
     with pytest.raises(UserError):

@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 
 import repsr
+from repsr.bench import BenchResult, BenchRow
 from repsr.models.bicubic_pp import BicubicPP, official_config
 from repsr.ntire import challenge_score, score_value, torch_bicubic
 from repsr.weights import load_model, save_model
@@ -119,11 +120,9 @@ def test_challenge_score_formula_and_its_zero_below_bicubic():
 def test_bench_prints_ntire_scores_for_720p_network_rows(monkeypatch, capsys):
     import repsr.commands.bench as bench_cmd
 
-    fake = {"model": "bicubic_pp", "device": "cpu", "warmup": 0, "reps": 1, "matmul_gflops": {1: 100.0},
-            "rows": [{"size": "1280x720x3", "name": "merged fp32 NCHW", "threads": 1, "ms": 400.0, "mpix_per_s": 1.0,
-                      "gflop": 23.2, "gflop_per_s": 58.0, "pct_matmul": 58.0, "x_bicubic": 40.0},
-                     {"size": "1280x720x3", "name": "bicubic OpenCV uint8", "threads": 1, "ms": 10.0,
-                      "mpix_per_s": 1.0, "gflop": None, "gflop_per_s": None, "pct_matmul": None, "x_bicubic": 1.0}]}
+    fake = BenchResult("bicubic_pp", "cpu", 0, 1, "test CPU", {1: 100.0}, {1: {"fp32": 100.0}},
+                       [BenchRow("1280x720x3", "merged fp32 NCHW", 1, 400.0, 1.0, 23.2, 58.0, 58.0, x_bicubic=40.0),
+                        BenchRow("1280x720x3", "bicubic OpenCV uint8", 1, 10.0, 1.0, x_bicubic=1.0)])
     monkeypatch.setattr(bench_cmd, "run_bench", lambda *a, **k: fake)
     from repsr.cli import main
 

@@ -131,7 +131,7 @@ def test_quantize_cli_reports_the_drop_and_the_file_runs_everywhere(data_dir: Pa
     assert cli.main(["upscale", str(image), "-o", str(tmp_path / "out.png"), "--model", str(target)]) == 0
     assert read_image(tmp_path / "out.png").size == (120, 80)
     result = run_bench(str(target), "24x16x4", threads=[1], warmup=0, reps=1)
-    assert "onnxruntime INT8" in [r["name"] for r in result["rows"]]
+    assert "onnxruntime INT8" in [r.name for r in result.rows]
 
 
 @pytest.mark.parametrize("target", sorted(TARGETS))
@@ -174,7 +174,7 @@ def test_quantize_refuses_a_drop_above_max_drop_and_writes_nothing(data_dir: Pat
 
 
 def test_bench_has_an_int8_row_beside_fp32() -> None:
-    names = [r["name"] for r in run_bench("repsr:M4C8", "24x16x2", threads=[1], warmup=0, reps=1)["rows"]]
+    names = [r.name for r in run_bench("repsr:M4C8", "24x16x2", threads=[1], warmup=0, reps=1).rows]
     assert names.index("onnxruntime INT8") == names.index("onnxruntime fp32") + 1
 
 

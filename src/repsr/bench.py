@@ -16,8 +16,8 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
-from typing import Any, NamedTuple
+from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import cv2
 import numpy as np
@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from repsr.errors import UserError
+from repsr.global_state import preserved
 from repsr.inference import ENGINES, Upscaler, as_upscaler, load_runner
 from repsr.inference.engines import readers
 from repsr.models import FAMILIES, build_model, create_model, parse_preset
@@ -34,11 +35,12 @@ from repsr.reparam.convert import reparameterize
 
 DEFAULT_SIZES = "320x180x4,1280x720x3"
 NTIRE_WARMUP, NTIRE_REPS = 50, 244
+EAGER_REFERENCE = "merged fp32 NCHW"  # the row "x eager" divides by (the torch_eager engine's first row)
 
 
 @dataclass
-class Row:
-    """One measured configuration at one input size."""
+class BenchRow:
+    """One measured configuration at one input size, with its ratios to the references measured beside it."""
 
     size: str
     name: str
@@ -51,6 +53,25 @@ class Row:
     precision: str = "fp32"  # the arithmetic the row runs (from its name): fp32, bf16, fp16, int8
     x_bicubic: float | None = None  # time relative to OpenCV's uint8 bicubic
     setup_s: float | None = None  # one-off cost before the first frame (torch.compile's compile)
+    x_eager: float | None = None  # network rows: speed-up over the merged net in eager NCHW (its time / this time)
+
+
+@dataclass
+class BenchResult:
+    """What ``repsr bench`` measured: every row of every size and thread count, and the matmul peaks beside them.
+
+    ``repsr bench --json`` prints :func:`dataclasses.asdict` of it; the thread counts are the keys of both
+    peak tables.
+    """
+
+    model: str
+    device: str
+    warmup: int
+    reps: int
+    cpu: str
+    matmul_gflops: dict[int, float] = field(default_factory=dict)  # fp32 (fp16 on CUDA) rate per thread count
+    peak_gflops: dict[int, dict[str, float]] = field(default_factory=dict)  # per thread count, per precision
+    rows: list[BenchRow] = field(default_factory=list)
 
 
 def parse_sizes(text: str) -> list[tuple[int, int, int]]:
@@ -246,7 +267,7 @@ def bicubic_candidates(x: torch.Tensor, scale: int, device: torch.device) -> lis
 
 def bench_size(factory: Callable[[int], nn.Module | Upscaler], size: tuple[int, int, int], device: torch.device,
                threads: int, warmup: int, reps: int, peaks: dict[str, float], onnx: bool = True,
-               with_compile: bool = True) -> list[Row]:
+               with_compile: bool = True) -> list[BenchRow]:
     """Time every candidate at one (width, height, scale), interleaved, and fill in the derived columns."""
     w, h, scale = size
     x = torch.rand(1, 3, h, w, generator=torch.Generator().manual_seed(0)).to(device)
@@ -265,18 +286,23 @@ def bench_size(factory: Callable[[int], nn.Module | Upscaler], size: tuple[int, 
         rate = gflop / (ms / 1000) if gflop is not None else None
         precision = precision_of(name)
         peak = peaks.get(precision)
-        rows.append(Row(label, name, threads, ms, w * h * scale * scale / (ms / 1000) / 1e6, gflop, rate,
-                        None if rate is None or peak is None else 100 * rate / peak, precision, setup_s=setup))
-    reference = next((r.ms for r in rows if r.name in ("bicubic OpenCV uint8", "bicubic torch fp16")), None)
+        rows.append(BenchRow(label, name, threads, ms, w * h * scale * scale / (ms / 1000) / 1e6, gflop, rate,
+                             None if rate is None or peak is None else 100 * rate / peak, precision, setup_s=setup))
+    bicubic = next((r.ms for r in rows if r.name in ("bicubic OpenCV uint8", "bicubic torch fp16")), None)
+    eager = next((r.ms for r in rows if r.name == EAGER_REFERENCE), None)
     for row in rows:
-        row.x_bicubic = None if reference is None else row.ms / reference
+        row.x_bicubic = None if bicubic is None else row.ms / bicubic
+        row.x_eager = None if eager is None or row.gflop is None else eager / row.ms
     return rows
 
 
 def run_bench(model: str = "repsr:M4C16", sizes: str = DEFAULT_SIZES, threads: list[int] | None = None,
               device: str = "cpu", warmup: int | None = None, reps: int | None = None,
-              onnx: bool = True, with_compile: bool = True) -> dict[str, Any]:
-    """All rows for every size and thread count, plus the matmul peaks of each thread count."""
+              onnx: bool = True, with_compile: bool = True) -> BenchResult:
+    """All rows for every size and thread count, plus the matmul peaks of each thread count.
+
+    Each thread count is set for torch and OpenCV while it is measured; both are the caller's again on return.
+    """
     from repsr.cpu import describe
     dev = torch.device(device)
     if dev.type == "cuda" and not torch.cuda.is_available():
@@ -285,19 +311,14 @@ def run_bench(model: str = "repsr:M4C16", sizes: str = DEFAULT_SIZES, threads: l
     warmup = (NTIRE_WARMUP if cuda else 3) if warmup is None else warmup
     reps = (NTIRE_REPS if cuda else 10) if reps is None else reps
     factory, parsed = model_factory(model), parse_sizes(sizes)
-    before = torch.get_num_threads()
-    result: dict[str, Any] = {"model": model, "device": str(dev), "warmup": warmup, "reps": reps, "cpu": describe(),
-                              "matmul_gflops": {}, "peak_gflops": {}, "rows": []}
-    try:
-        for t in threads or [before]:
+    result = BenchResult(model, str(dev), warmup, reps, describe())
+    with preserved() as caller:
+        for t in threads or [caller.threads]:
             torch.set_num_threads(t)
             cv2.setNumThreads(t)
             peaks = peak_rates(dev, warmup, reps)
-            result["matmul_gflops"][t] = next(iter(peaks.values()))  # fp32 (fp16 on CUDA): earlier releases' key
-            result["peak_gflops"][t] = peaks
+            result.matmul_gflops[t] = next(iter(peaks.values()))  # fp32 (fp16 on CUDA): earlier releases' key
+            result.peak_gflops[t] = peaks
             for size in parsed:
-                rows = bench_size(factory, size, dev, t, warmup, reps, peaks, onnx, with_compile)
-                result["rows"] += [asdict(r) for r in rows]
-    finally:
-        torch.set_num_threads(before)
+                result.rows += bench_size(factory, size, dev, t, warmup, reps, peaks, onnx, with_compile)
     return result

@@ -18,12 +18,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Any
 
 import torch
 
 from repsr.bench import time_round_robin
 from repsr.errors import UserError
+from repsr.global_state import preserved
 from repsr.hub import model_path
 from repsr.imageio import read_image
 from repsr.inference import Upscaler, choose_engine, engine_named, load_upscaler
@@ -46,6 +46,20 @@ class FolderRow:
     setup_s: float | None = None  # compiling (every image size once) before the first timed round
 
 
+@dataclass
+class FolderBench:
+    """What :func:`run_folder_bench` measured (``repsr bench --folder``; ``--json`` prints it under ``folder``)."""
+
+    folder: str
+    images: int
+    first_size: tuple[int, int]  # (width, height) of the first image
+    model: str
+    threads: int
+    reps: int
+    default: str  # the engine repsr upscale picks for this folder (--backend auto)
+    rows: list[FolderRow]
+
+
 def _warm(upscaler: Upscaler, images: list[torch.Tensor]) -> float:
     """Seconds to run every distinct image size once (torch.compile compiles here, not in the timing)."""
     start, seen = time.perf_counter(), set()
@@ -57,14 +71,14 @@ def _warm(upscaler: Upscaler, images: list[torch.Tensor]) -> float:
 
 
 def run_folder_bench(model: str, folder: str | Path, threads: int, reps: int = 3,
-                     backends: tuple[tuple[str, str, bool], ...] = FOLDER_BACKENDS) -> dict[str, Any]:
-    """Rows of network-only and end-to-end milliseconds per image for each backend on ``folder``'s images."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
+                     backends: tuple[tuple[str, str, bool], ...] = FOLDER_BACKENDS) -> FolderBench:
+    """Rows of network-only and end-to-end milliseconds per image for each backend on ``folder``'s images.
+
+    torch runs ``threads`` threads meanwhile; the caller's count is back on return.
+    """
+    with preserved():
+        torch.set_num_threads(threads)
         return _run(model, folder, threads, reps, backends)
-    finally:
-        torch.set_num_threads(before)
 
 
 def _installed(backend: str) -> bool:
@@ -73,7 +87,7 @@ def _installed(backend: str) -> bool:
 
 
 def _run(model: str, folder: str | Path, threads: int, reps: int,
-         backends: tuple[tuple[str, str, bool], ...]) -> dict[str, Any]:
+         backends: tuple[tuple[str, str, bool], ...]) -> FolderBench:
     with tempfile.TemporaryDirectory() as tmp:
         jobs = [job for job in plan_jobs([folder], tmp, UpscaleOptions()) if not is_video(job.source)]
         if not jobs:
@@ -102,22 +116,5 @@ def _run(model: str, folder: str | Path, threads: int, reps: int,
         row.x_eager = reference / row.ms_per_image
         row.x_network = row.ms_per_image / rows[i - i % 2].ms_per_image
         row.setup_s = setup[row.backend]
-    size = images[0].shape[-1], images[0].shape[-2]
-    return {"folder": str(folder), "images": len(jobs), "first_size": size, "model": model, "threads": threads,
-            "reps": reps, "default": default, "rows": rows}
-
-
-def format_folder_table(result: dict[str, Any]) -> str:
-    """Fixed-width table of :func:`run_folder_bench`'s rows."""
-    w, h = result["first_size"]
-    lines = [f"folder {result['folder']}: {result['images']} images (first {w}x{h}), model {result['model']}, "
-             f"{result['threads']} thread(s), median of {result['reps']} interleaved rounds",
-             f"default backend of repsr upscale for this folder (auto): {result['default']}",
-             "x eager = network-only eager time / this time; x network = this time / same backend's network only"]
-    head = f"{'backend':<12}{'stage':<15}{'ms/image':>10}{'x eager':>9}{'x network':>11}{'setup s':>9}"
-    lines += [head, "-" * len(head)]
-    for r in result["rows"]:
-        setup = "-" if r.setup_s is None else f"{r.setup_s:.1f}"
-        lines.append(f"{r.backend:<12}{r.stage:<15}{r.ms_per_image:>10.1f}{r.x_eager:>9.2f}{r.x_network:>11.2f}"
-                     f"{setup:>9}")
-    return "\n".join(lines)
+    size = int(images[0].shape[-1]), int(images[0].shape[-2])
+    return FolderBench(str(folder), len(jobs), size, model, threads, reps, default, rows)

@@ -18,12 +18,12 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from repsr.bench import BenchResult
 from repsr.data.datasets import find_dataset
 from repsr.data.degrade import DegradeKind, degrade, modcrop
 from repsr.data.images import Pair
@@ -76,17 +76,17 @@ def challenge_score(psnr: float, psnr_bicubic: float, ms: float, kernel_name: st
     return ChallengeScore(score_value(psnr, psnr_bicubic, ms), psnr, psnr_bicubic, ms, kernel_name)
 
 
-def bench_score_lines(result: dict[str, Any], psnr: float, psnr_bicubic: float, kernel: str) -> list[str]:
+def bench_score_lines(result: BenchResult, psnr: float, psnr_bicubic: float, kernel: str) -> list[str]:
     """One ``NTIRE score`` line per network row of a ``repsr bench`` result at 1280x720x3.
 
     The challenge timed exactly that input (720p -> 4K, x3), on a GPU in fp16; a CPU time gives a
     score on the same formula but not the challenge's protocol, and the line says which device.
     """
     lines = []
-    for row in result.get("rows", []):
-        if row.get("gflop") is not None and row.get("size") == "1280x720x3":
-            s = challenge_score(psnr, psnr_bicubic, row["ms"], kernel)
-            lines.append(f"{row['name']} ({row['threads']} thr, {result.get('device', '?')}): {s}")
+    for row in result.rows:
+        if row.gflop is not None and row.size == "1280x720x3":
+            s = challenge_score(psnr, psnr_bicubic, row.ms, kernel)
+            lines.append(f"{row.name} ({row.threads} thr, {result.device}): {s}")
     return lines
 
 

@@ -12,14 +12,14 @@ from __future__ import annotations
 import argparse
 import json
 from dataclasses import asdict
-from typing import Any
 
 import torch
 
-from repsr.bench import DEFAULT_SIZES, run_bench
-from repsr.bench_folder import format_folder_table, run_folder_bench
+from repsr.bench import DEFAULT_SIZES, BenchResult, run_bench
+from repsr.bench_folder import FolderBench, run_folder_bench
 from repsr.errors import UserError
 from repsr.models import FAMILIES
+from repsr.ntire import bench_score_lines
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -55,30 +55,38 @@ def _fmt(value: float | None, spec: str) -> str:
     return "-" if value is None else format(value, spec)
 
 
-def _x_eager(result: dict[str, Any], row: dict[str, Any]) -> float | None:
-    """Speed-up of a network row over the eager merged net (NCHW) at the same size and threads."""
-    eager = next((r["ms"] for r in result["rows"] if r["name"] == "merged fp32 NCHW" and r["size"] == row["size"]
-                  and r["threads"] == row["threads"]), None)
-    return None if eager is None or row["gflop"] is None else eager / row["ms"]
-
-
-def format_table(result: dict[str, Any]) -> str:
+def format_table(result: BenchResult) -> str:
     """Plain fixed-width table (pastes into Markdown code blocks) with the matmul reference."""
-    lines = [f"model {result['model']} on {result['device']} ({result.get('cpu', '?')}), {result['warmup']} warm-up "
-             f"+ {result['reps']} timed runs, interleaved (median); % peak = achieved conv GFLOP/s / matmul G(FL)OP/s "
+    lines = [f"model {result.model} on {result.device} ({result.cpu}), {result.warmup} warm-up "
+             f"+ {result.reps} timed runs, interleaved (median); % peak = achieved conv GFLOP/s / matmul G(FL)OP/s "
              "of the row's precision; x bicubic = time / OpenCV uint8 time; x eager = merged fp32 NCHW time / time; "
              "setup = compile seconds"]
-    for t, peaks in (result.get("peak_gflops") or {t: {"fp32": g} for t, g in result["matmul_gflops"].items()}).items():
+    for t, peaks in result.peak_gflops.items():
         rates = ", ".join(f"{p} {g:.1f}" for p, g in peaks.items())
         lines.append(f"matmul 2048^3 with {t} thread(s), G(FL)OP/s: {rates}")
     head = f"{'size':<14}{'row':<27}{'thr':>4}{'ms/frame':>10}{'MP/s':>8}{'GFLOP':>8}{'GFLOP/s':>9}" \
            f"{'% peak':>9}{'x bicubic':>10}{'x eager':>8}{'setup s':>8}"
     lines += [head, "-" * len(head)]
-    for r in result["rows"]:
-        lines.append(f"{r['size']:<14}{r['name']:<27}{r['threads']:>4}{r['ms']:>10.2f}{r['mpix_per_s']:>8.1f}"
-                     f"{_fmt(r['gflop'], '.2f'):>8}{_fmt(r['gflop_per_s'], '.1f'):>9}"
-                     f"{_fmt(r['pct_matmul'], '.1f'):>9}{_fmt(r['x_bicubic'], '.2f'):>10}"
-                     f"{_fmt(_x_eager(result, r), '.2f'):>8}{_fmt(r.get('setup_s'), '.1f'):>8}")
+    for r in result.rows:
+        lines.append(f"{r.size:<14}{r.name:<27}{r.threads:>4}{r.ms:>10.2f}{r.mpix_per_s:>8.1f}"
+                     f"{_fmt(r.gflop, '.2f'):>8}{_fmt(r.gflop_per_s, '.1f'):>9}"
+                     f"{_fmt(r.pct_matmul, '.1f'):>9}{_fmt(r.x_bicubic, '.2f'):>10}"
+                     f"{_fmt(r.x_eager, '.2f'):>8}{_fmt(r.setup_s, '.1f'):>8}")
+    return "\n".join(lines)
+
+
+def format_folder_table(result: FolderBench) -> str:
+    """Fixed-width table of :func:`repsr.bench_folder.run_folder_bench`'s rows."""
+    w, h = result.first_size
+    lines = [f"folder {result.folder}: {result.images} images (first {w}x{h}), model {result.model}, "
+             f"{result.threads} thread(s), median of {result.reps} interleaved rounds",
+             f"default backend of repsr upscale for this folder (auto): {result.default}",
+             "x eager = network-only eager time / this time; x network = this time / same backend's network only"]
+    head = f"{'backend':<12}{'stage':<15}{'ms/image':>10}{'x eager':>9}{'x network':>11}{'setup s':>9}"
+    lines += [head, "-" * len(head)]
+    for r in result.rows:
+        lines.append(f"{r.backend:<12}{r.stage:<15}{r.ms_per_image:>10.1f}{r.x_eager:>9.2f}{r.x_network:>11.2f}"
+                     f"{_fmt(r.setup_s, '.1f'):>9}")
     return "\n".join(lines)
 
 
@@ -102,17 +110,18 @@ def run(args: argparse.Namespace) -> int:
     threads = _threads(args.threads)
     result = run_bench(args.model, args.sizes, threads, args.device, args.warmup, args.reps,
                        onnx=not args.no_onnx, with_compile=not args.no_compile)
+    folder = None
     if args.folder is not None:
         folder = run_folder_bench(args.model, args.folder, (threads or [torch.get_num_threads()])[0],
                                   args.folder_reps)
-        result["folder"] = {**folder, "rows": [asdict(r) for r in folder["rows"]]}
-    print(json.dumps(result, indent=2) if args.json else format_table(result))
-    if args.folder is not None and not args.json:
-        print()
-        print(format_folder_table(folder))
+    if args.json:
+        print(json.dumps({**asdict(result), **({"folder": asdict(folder)} if folder is not None else {})}, indent=2))
+    else:
+        print(format_table(result))
+        if folder is not None:
+            print()
+            print(format_folder_table(folder))
     if args.ntire_psnr is not None:
-        from repsr.ntire import bench_score_lines
-
         psnr, psnr_bicubic = args.ntire_psnr
         print("\n".join(bench_score_lines(result, psnr, psnr_bicubic, args.ntire_kernel)))
     return 0
