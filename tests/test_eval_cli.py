@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +16,7 @@ from repsr import cli
 from repsr.config import ModelConfig
 from repsr.data import imresize, modcrop
 from repsr.data.datasets import read_uint8
-from repsr.evaluate import evaluate
+from repsr.evaluate import ComparedSummary, compare, evaluate, evaluate_many
 from repsr.imageio import write_image
 from repsr.metrics import psnr, ssim
 from repsr.models import build_model
@@ -206,6 +207,20 @@ def test_side_by_side_scores_each_model_as_it_scores_alone_with_differences_to_t
         assert alone_code == 0 and json.loads(alone)["Set5"] == {k: sets["Set5"][k] for k in ("psnr", "ssim", "images")}
         assert sets["Set5"]["psnr_diff"] == pytest.approx(sets["Set5"]["psnr"] - first["psnr"], abs=1e-12)
         assert sets["Set5"]["ssim_diff"] == pytest.approx(sets["Set5"]["ssim"] - first["ssim"], abs=1e-12)
+
+
+def test_compare_holds_each_model_to_the_first_in_typed_results_that_json_prints_as_documented(data_dir):
+    model = build_model(ModelConfig(arch="repsr", scale=2, blocks=1, channels=4)).eval()
+    results = evaluate_many({"net": model, "bicubic": None}, [data_dir / "Set5"], 2, progress=False)
+    comparison = compare(results, 2, y_channel=False)
+    assert comparison.reference == "net" and comparison.channel == "rgb" and comparison.scale == 2
+    net, bicubic = comparison.models["net"]["Set5"], comparison.models["bicubic"]["Set5"]
+    assert net == ComparedSummary(results["net"]["Set5"].psnr, results["net"]["Set5"].ssim, 5, 0.0, 0.0)
+    assert bicubic.psnr_diff == results["bicubic"]["Set5"].psnr - results["net"]["Set5"].psnr
+    assert bicubic.ssim_diff == results["bicubic"]["Set5"].ssim - results["net"]["Set5"].ssim
+    assert list(asdict(comparison)) == ["scale", "channel", "reference", "models"]
+    assert list(asdict(bicubic)) == ["psnr", "ssim", "images", "psnr_diff", "ssim_diff"]
+    assert list(asdict(results["net"]["Set5"].summary())) == ["psnr", "ssim", "images"]
 
 
 def test_side_by_side_table_has_a_row_per_model_and_set_with_the_difference_to_the_first(

@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import overload
+from typing import Literal, overload
 
 import numpy as np
 import torch
@@ -72,9 +72,47 @@ class DatasetResult:
     def ssim(self) -> float:
         return self.mean("ssim")
 
-    def summary(self) -> dict[str, float | int]:
-        """``{"psnr", "ssim", "images"}``, the per-dataset record of ``repsr eval --json``."""
-        return {"psnr": self.psnr, "ssim": self.ssim, "images": len(self.images)}
+    def summary(self) -> DatasetSummary:
+        """Mean PSNR and SSIM and the number of scored images: the per-dataset record of ``repsr eval --json``."""
+        return DatasetSummary(self.psnr, self.ssim, len(self.images))
+
+
+@dataclass(frozen=True)
+class DatasetSummary:
+    """Mean scores of one model on one dataset (NaN when no image was scored)."""
+
+    psnr: float
+    ssim: float
+    images: int
+
+
+@dataclass(frozen=True)
+class ComparedSummary(DatasetSummary):
+    """A :class:`DatasetSummary` and its difference to the reference model's on the same set (this minus it)."""
+
+    psnr_diff: float
+    ssim_diff: float
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Models scored on the same datasets, each next to the first (the reference): ``repsr eval`` with several
+    models, whose ``--json`` prints :func:`dataclasses.asdict` of this."""
+
+    scale: int
+    channel: Literal["y", "rgb"]
+    reference: str
+    models: dict[str, dict[str, ComparedSummary]]  # model -> dataset -> scores
+
+
+def compare(results: Mapping[str, Mapping[str, DatasetResult]], scale: int, y_channel: bool = True) -> Comparison:
+    """:func:`evaluate_many`'s results as a :class:`Comparison` to the first model (whose diffs are 0)."""
+    reference = next(iter(results))
+    first = results[reference]
+    models = {name: {d: ComparedSummary(r.psnr, r.ssim, len(r.images), r.psnr - first[d].psnr,
+                                        r.ssim - first[d].ssim) for d, r in sets.items()}
+              for name, sets in results.items()}
+    return Comparison(scale, "y" if y_channel else "rgb", reference, models)
 
 
 def paper_metrics(scale: int, y_channel: bool = True) -> Metrics:

@@ -17,15 +17,15 @@ import argparse
 import json
 import math
 import sys
+from dataclasses import asdict
 from pathlib import Path
-from typing import Any
 
 from rich.console import Console
 from rich.table import Table
 from torch import nn
 
 from repsr.errors import UserError
-from repsr.evaluate import BICUBIC, DatasetResult, evaluate_many, model_scale
+from repsr.evaluate import BICUBIC, Comparison, DatasetResult, compare, evaluate_many, model_scale
 from repsr.inference import ALIASES, BACKENDS, PRECISIONS, Upscaler, load_runner, load_upscaler, resolve_device
 
 Results = dict[str, dict[str, DatasetResult]]  # model -> dataset -> scores
@@ -101,35 +101,33 @@ def _load(args: argparse.Namespace) -> tuple[dict[str, nn.Module | Upscaler | No
     return models, next(iter(scales.values()))
 
 
-def _finite(value: float) -> float | None:
-    # strict JSON has no Infinity/NaN: a PSNR of identical images (inf) or of no image (nan) is null
-    return value if math.isfinite(value) else None
+def _finite(value: object) -> object:
+    """``value`` with every non-finite float as None: strict JSON has no Infinity/NaN (a PSNR of identical images
+    is inf, of no image nan)."""
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    return None if isinstance(value, float) and not math.isfinite(value) else value
 
 
-def _json(results: Results, scale: int, channel: str) -> dict[str, Any]:
+def _json(results: Results, comparison: Comparison) -> object:
     if len(results) == 1:
-        return {d: {k: _finite(v) for k, v in r.summary().items()} for d, r in next(iter(results.values())).items()}
-    first = next(iter(results.values()))
-    models = {name: {d: {**{k: _finite(v) for k, v in r.summary().items()},
-                         "psnr_diff": _finite(r.psnr - first[d].psnr), "ssim_diff": _finite(r.ssim - first[d].ssim)}
-                     for d, r in sets.items()} for name, sets in results.items()}
-    return {"scale": scale, "channel": channel, "reference": next(iter(results)), "models": models}
+        return _finite({d: asdict(r.summary()) for d, r in next(iter(results.values())).items()})
+    return _finite(asdict(comparison))
 
 
-def _print_table(results: Results, title: str) -> None:
-    many = len(results) > 1
+def _print_table(comparison: Comparison, title: str) -> None:
+    many = len(comparison.models) > 1
     table = Table(title=title)
     for column in (["Dataset"] + (["Model"] if many else []) + ["Images", "PSNR (dB)", "SSIM"]
                    + (["ΔPSNR", "ΔSSIM"] if many else [])):
         table.add_column(column, justify="left" if column in ("Dataset", "Model") else "right")
-    first = next(iter(results.values()))
-    for d, ref in first.items():
-        for i, (name, sets) in enumerate(results.items()):
+    for d in comparison.models[comparison.reference]:
+        for i, (name, sets) in enumerate(comparison.models.items()):
             r = sets[d]
-            row = [d if i == 0 else "", *([name] if many else []), str(len(r.images)), f"{r.psnr:.2f}", f"{r.ssim:.4f}"]
+            row = [d if i == 0 else "", *([name] if many else []), str(r.images), f"{r.psnr:.2f}", f"{r.ssim:.4f}"]
             if many:
-                row += ["-", "-"] if i == 0 else [f"{r.psnr - ref.psnr:+.2f}", f"{r.ssim - ref.ssim:+.4f}"]
-            table.add_row(*row, end_section=many and i == len(results) - 1)
+                row += ["-", "-"] if i == 0 else [f"{r.psnr_diff:+.2f}", f"{r.ssim_diff:+.4f}"]
+            table.add_row(*row, end_section=many and i == len(comparison.models) - 1)
     Console(file=sys.stdout, width=max(100, Console().width)).print(table)
 
 
@@ -148,12 +146,12 @@ def run(args: argparse.Namespace) -> int:
                 reason = r.skipped[0][1] if r.skipped else "no images"
                 raise UserError(f"{d}: no image could be evaluated ({reason})"
                                 + (f" by {name}" if len(results) > 1 else ""))
-    channel = "rgb" if args.rgb else "y"
+    comparison = compare(results, scale, y_channel=not args.rgb)
     if args.json:
-        print(json.dumps(_json(results, scale, channel), indent=2, allow_nan=False))
+        print(json.dumps(_json(results, comparison), indent=2, allow_nan=False))
     else:
-        what = args.model[0] if len(models) == 1 else f"{len(models)} models, differences to {next(iter(models))}"
-        _print_table(results, f"{what} x{scale} ({'RGB' if args.rgb else 'Y channel'}, crop border {scale})")
+        what = args.model[0] if len(models) == 1 else f"{len(models)} models, differences to {comparison.reference}"
+        _print_table(comparison, f"{what} x{scale} ({'RGB' if args.rgb else 'Y channel'}, crop border {scale})")
     skipped = sorted({(d, image, why) for sets in results.values()
                       for d, r in sets.items() for image, why in r.skipped})
     for d, image, why in skipped:
