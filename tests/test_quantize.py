@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import get_args
 
 import numpy as np
 import onnx
@@ -16,14 +17,20 @@ import repsr.cpu
 from repsr import cli
 from repsr.bench import run_bench
 from repsr.commands.quantize import MAX_DROP
+from repsr.errors import UserError
 from repsr.evaluate import evaluate
 from repsr.export.equalize import equalize_ranges
 from repsr.export.quantize import (
+    ACTIVATIONS,
     INT16_MAX,
+    KEEP_FLOAT,
+    METHODS,
     TARGETS,
     QuantOptions,
+    TargetName,
     calibration_batches,
     pair_sum_bound,
+    parse_keep_float,
     quantization_of,
     quantize_model,
 )
@@ -190,6 +197,17 @@ def test_quantize_user_errors_are_one_line(data_dir: Path, tmp_path: Path, capsy
     err = capsys.readouterr().err
     assert err.startswith("error: ") and message in err and err.count("\n") == 1
     assert not (tmp_path / "q.onnx").exists()
+
+
+def test_option_spellings_are_their_types_and_keep_float_parses_in_the_order_given() -> None:
+    assert METHODS == ("minmax", "entropy", "percentile") and ACTIVATIONS == ("uint8", "int8", "uint16", "int16")
+    assert KEEP_FLOAT == ("tail", "head", "skip") and tuple(TARGETS) == get_args(TargetName)
+    assert parse_keep_float(" head, tail ") == ("head", "tail") and parse_keep_float("none") == ()
+    assert QuantOptions(keep_float=parse_keep_float("head,tail")).describe().endswith("float: head+tail")
+    with pytest.raises(UserError, match="unknown --keep-float part 'middle'"):
+        parse_keep_float("tail,middle")
+    with pytest.raises(UserError, match="unknown INT8 target 'avx2'"):  # a caller without a type checker
+        QuantOptions(target="avx2")
 
 
 def test_output_must_be_onnx(data_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -20,12 +20,18 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from repsr.errors import UserError
-from repsr.export.quantize import ACTIVATIONS, CALIB_IMAGES, KEEP_FLOAT, METHODS, TARGETS, QuantOptions
+from repsr.export.quantize import (
+    ACTIVATIONS,
+    CALIB_IMAGES,
+    KEEP_FLOAT,
+    METHODS,
+    TARGETS,
+    QuantOptions,
+    parse_keep_float,
+)
 
 if TYPE_CHECKING:
-    from torch import nn
-
-    from repsr.inference import Upscaler
+    from repsr.export.int8_drop import Int8Drop
 
 INT8_BACKENDS = ("onnx", "openvino")  # the engines that run a QDQ file's integer kernels
 MAX_DROP = 0.25  # dB: every shipped file loses <= 0.14 with the defaults (docs/deploy.md)
@@ -66,10 +72,8 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 
 
 def _options(args: argparse.Namespace) -> QuantOptions:
-    text = args.keep_float.strip()
-    parts = () if text == "none" else tuple(p.strip() for p in text.split(",") if p.strip())
-    return QuantOptions(args.method, args.activations, parts, args.percentile, equalize=not args.no_equalize,
-                        conv_outputs=not args.fuse_activations, target=args.target)
+    return QuantOptions(args.method, args.activations, parse_keep_float(args.keep_float), args.percentile,
+                        equalize=not args.no_equalize, conv_outputs=not args.fuse_activations, target=args.target)
 
 
 def _check_folders(args: argparse.Namespace) -> None:
@@ -86,32 +90,19 @@ def _check_folders(args: argparse.Namespace) -> None:
         raise UserError(f"{overlap[0]} is both a calibration and a validation set; calibrate on training images")
 
 
-def _report(fp32: nn.Module | Upscaler, int8_path: Path, folders: list[str], scale: int,
-            backend: str) -> dict[str, float]:
-    """Score fp32 and INT8 side by side on ``backend`` (this CPU); print the table, return the drop per set."""
-    from repsr.cpu import describe
-    from repsr.evaluate import evaluate
-    from repsr.inference import load_upscaler
-
-    before = evaluate(fp32, folders, scale, progress=False)
-    int8 = load_upscaler(str(int8_path), backend)
-    after = evaluate(int8, folders, scale, progress=False)
-    print(f"{'set':<12}{'fp32 dB':>10}{'INT8 dB':>10}{'drop dB':>10}   (Y PSNR, crop {scale}; INT8 on "
-          f"{getattr(int8, 'engine', backend)}, {describe()})")
-    drops = {}
-    for name, r in before.items():
-        q = after[name]
-        drops[name] = r.psnr - q.psnr
-        print(f"{name:<12}{r.psnr:>10.3f}{q.psnr:>10.3f}{drops[name]:>10.3f}")
-    return drops
+def _print(report: Int8Drop) -> None:
+    print(f"{'set':<12}{'fp32 dB':>10}{'INT8 dB':>10}{'drop dB':>10}   (Y PSNR, crop {report.scale}; INT8 on "
+          f"{report.engine}, {report.cpu})")
+    for s in report.sets:
+        print(f"{s.name:<12}{s.fp32_psnr:>10.3f}{s.int8_psnr:>10.3f}{s.drop:>10.3f}")
 
 
-def _refusal(drops: dict[str, float], args: argparse.Namespace) -> str:
-    worst = max(drops, key=lambda name: drops[name])
-    tries = ["--target any"] if args.target == "vnni" else []
-    tries += ["--activations uint16"] if args.activations == "uint8" else []
-    tries += ["--keep-float tail,head"] if "head" not in args.keep_float else []
-    return (f"INT8 loses {drops[worst]:.3f} dB on {worst} on this CPU ({args.backend}), more than --max-drop "
+def _refusal(report: Int8Drop, options: QuantOptions, args: argparse.Namespace) -> str:
+    worst = report.worst
+    tries = ["--target any"] if options.target == "vnni" else []
+    tries += ["--activations uint16"] if options.activations == "uint8" else []
+    tries += ["--keep-float tail,head"] if "head" not in options.keep_float else []
+    return (f"INT8 loses {worst.drop:.3f} dB on {worst.name} on this CPU ({args.backend}), more than --max-drop "
             f"{args.max_drop}; {args.output} not written (try {' or '.join(tries) or 'more --calib images'}, "
             "or raise --max-drop to keep it)")
 
@@ -120,6 +111,7 @@ def run(args: argparse.Namespace) -> int:
     from torch import nn
 
     from repsr.atomic import atomic_write
+    from repsr.export.int8_drop import measure_int8_drop
     from repsr.export.quantize import calibration_batches, quantize_model, quantize_onnx, saturation_warning
     from repsr.inference import load_runner
     from repsr.inference.engines.onnxruntime import OnnxUpscaler
@@ -132,7 +124,7 @@ def run(args: argparse.Namespace) -> int:
         from repsr.inference.engines import ENGINES
 
         ENGINES[args.backend].require()
-    warning = saturation_warning(args.output, {"repsr.quantization": "", "repsr.int8_target": args.target})
+    warning = saturation_warning(args.output, {"repsr.quantization": "", "repsr.int8_target": options.target})
     if warning:
         print(warning, file=sys.stderr)
     start = time.perf_counter()
@@ -159,9 +151,10 @@ def run(args: argparse.Namespace) -> int:
         else:
             quantize_model(model, tmp, batches, options)
         if args.val:
-            drops = _report(model, Path(tmp), args.val, config.scale, args.backend)
-            if max(drops.values()) > args.max_drop:
-                raise UserError(_refusal(drops, args))
+            report = measure_int8_drop(model, tmp, args.val, config.scale, args.backend)
+            _print(report)
+            if report.worst.drop > args.max_drop:
+                raise UserError(_refusal(report, options, args))
 
     atomic_write(args.output, write, suffix=".onnx")
     crops = sum(len(b) for b in batches)

@@ -38,7 +38,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal, get_args
 
 import numpy as np
 import torch
@@ -55,9 +55,14 @@ from repsr.export.onnx import INT8_TARGET_KEY, QUANT_KEY, export_onnx
 if TYPE_CHECKING:
     import onnx
 
-METHODS = ("minmax", "entropy", "percentile")
-ACTIVATIONS = ("uint8", "int8", "uint16", "int16")
-KEEP_FLOAT = ("tail", "head", "skip")
+CalibrationMethod = Literal["minmax", "entropy", "percentile"]
+ActivationType = Literal["uint8", "int8", "uint16", "int16"]
+FloatPart = Literal["tail", "head", "skip"]  # a part of the graph left in float (QuantOptions.keep_float)
+TargetName = Literal["any", "vnni", "symmetric"]  # the CPUs an INT8 file is made for (TARGETS)
+# the spellings, for argparse choices and messages: the Literals' own values
+METHODS: tuple[CalibrationMethod, ...] = get_args(CalibrationMethod)
+ACTIVATIONS: tuple[ActivationType, ...] = get_args(ActivationType)
+KEEP_FLOAT: tuple[FloatPart, ...] = get_args(FloatPart)
 # Min-max ranges only cover what calibration saw: with 32 images per folder the v5 x4 file clipped
 # activations on held-out images (uint16 drop 0.022 dB, 0.010 with 100; x2 level, x3 +0.004 dB worse).
 CALIB_IMAGES = 100
@@ -71,14 +76,14 @@ class Int8Target:
     (``repsr.cpu.sums_int8_exactly``), so runners warn and ``repsr quantize`` measures the damage.
     """
 
-    name: str
-    weight_type: str  # "uint8" (asymmetric per channel) or "int8" (symmetric per channel)
+    name: TargetName
+    weight_type: Literal["uint8", "int8"]  # asymmetric or symmetric, per channel
     reduce_range: bool  # 7-bit weights: |w| <= 64, so 2 x 255 x 64 < 2^15 in any int16 pair sum
     exact_everywhere: bool
     runs_on: str
 
 
-TARGETS = {t.name: t for t in (
+TARGETS: dict[str, Int8Target] = {t.name: t for t in (
     Int8Target("any", "uint8", False, True,
                "every CPU: x86 with or without VNNI, ARM (onnxruntime, OpenVINO); the default"),
     Int8Target("vnni", "int8", False, False,
@@ -97,15 +102,16 @@ class QuantOptions:
     ``"skip"`` = only the global-skip add (and the upsampling feeding it).
     """
 
-    method: str = "minmax"
-    activations: str = "uint8"
-    keep_float: tuple[str, ...] = ("tail",)
+    method: CalibrationMethod = "minmax"
+    activations: ActivationType = "uint8"
+    keep_float: tuple[FloatPart, ...] = ("tail",)
     percentile: float = 99.999
     equalize: bool = True  # cross-layer range equalization first (repsr.export.equalize)
     conv_outputs: bool = True  # quantize conv outputs before the activation (False: as if fused)
-    target: str = "any"  # the hardware the file is for (TARGETS): decides the weight encoding
+    target: TargetName = "any"  # the hardware the file is for (TARGETS): decides the weight encoding
 
     def __post_init__(self) -> None:
+        # the types say it; a caller without a type checker (a script, argparse's strings) is held to them here
         if self.target not in TARGETS:
             raise UserError(f"unknown INT8 target '{self.target}' (choose from {', '.join(TARGETS)})")
         if self.method not in METHODS:
@@ -119,12 +125,28 @@ class QuantOptions:
             raise UserError(f"--percentile must be in [90, 100], got {self.percentile}")
 
     def describe(self) -> str:
+        """The options in words, as ``repsr quantize`` prints them and the file's metadata records them."""
         kept = "+".join(self.keep_float) or "nothing"
         method = f"percentile {self.percentile}" if self.method == "percentile" else self.method
         extra = ("" if self.equalize else ", not equalized") + ("" if self.conv_outputs else ", conv outputs float")
         target = TARGETS[self.target]
         weights = f"{'7-bit ' if target.reduce_range else ''}{target.weight_type} per-channel weights"
         return f"{method}, {self.activations} activations, {weights} (target {self.target}), float: {kept}{extra}"
+
+
+def parse_keep_float(text: str) -> tuple[FloatPart, ...]:
+    """``--keep-float``'s value: comma-separated parts (``"tail,head"``), or ``"none"`` for none."""
+    text = text.strip()
+    if text == "none":
+        return ()
+    return tuple(_float_part(p.strip()) for p in text.split(",") if p.strip())
+
+
+def _float_part(name: str) -> FloatPart:
+    part = next((p for p in KEEP_FLOAT if p == name), None)
+    if part is None:
+        raise UserError(f"unknown --keep-float part '{name}' (choose from {', '.join(KEEP_FLOAT)})")
+    return part
 
 
 def _float_nodes(graph: onnx.GraphProto, keep: Sequence[str]) -> list[str]:
@@ -307,5 +329,6 @@ def saturation_warning(path: str | Path, metadata: dict[str, str]) -> str | None
             "INT8 kernels saturate and lose up to ~2 dB: re-quantize with `repsr quantize ... --target any`")
 
 
-__all__ = ["INT16_MAX", "TARGETS", "Int8Target", "QuantOptions", "calibration_batches", "pair_sum_bound",
-           "quantization_of", "quantize_model", "quantize_onnx", "saturation_warning", "target_of"]
+__all__ = ["ACTIVATIONS", "INT16_MAX", "KEEP_FLOAT", "METHODS", "TARGETS", "ActivationType", "CalibrationMethod",
+           "FloatPart", "Int8Target", "QuantOptions", "TargetName", "calibration_batches", "pair_sum_bound",
+           "parse_keep_float", "quantization_of", "quantize_model", "quantize_onnx", "saturation_warning", "target_of"]
