@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 import torch
+from safetensors import safe_open
 
 import repsr
 from repsr.cli import main
@@ -137,6 +139,9 @@ def test_prune_command_end_to_end_writes_a_bias_free_target_width_net(tmp_path: 
     final = load_model(out)
     assert final.config.channels == 4 and final.config.mid_channels is None and not final.config.bias
     assert "round" in capsys.readouterr().out
+    with safe_open(out, "pt") as f:  # the PruneRecord of the stages that ran
+        record = json.loads(f.metadata()["prune"])
+    assert list(record) == ["psnr_start", "psnr_pruned", "psnr_bias_dropped", "psnr_bias_finetuned"]
 
 
 def test_prune_command_reports_user_errors(tmp_path: Path, capsys):

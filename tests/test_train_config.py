@@ -42,6 +42,15 @@ def test_overrides_parse_yaml_values_and_numbers_without_a_dot():
     assert bn_switch_iteration(config.train) == 1200
 
 
+def test_typed_values_go_in_as_they_are_and_set_overrides_win_over_them():
+    """A command's own options (repsr prune's --train, --lr) are values, not text: a folder named 'on' stays a
+    name; the user's --set still has the last word."""
+    config = load_train_config(None, ["train.lr=5e-5"], values={"train.lr": 3e-4, "data.train": ["on", "1e-3"],
+                                                                "train.bn_switch": None, "optim.min_lr": 3e-5})
+    assert config.data.train == ["on", "1e-3"] and config.train.lr == 5e-5 and config.optim.min_lr == 3e-5
+    assert bn_switch_iteration(config.train) is None
+
+
 @pytest.mark.parametrize(("value", "expected"), [("0.8", 800), ("0.5", 500), ("300", 300), ("null", None),
                                                  ("off", None), ("1.0", 1000)])
 def test_bn_switch_as_fraction_iteration_or_off(value, expected):

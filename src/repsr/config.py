@@ -11,6 +11,7 @@ import dataclasses
 import json
 import types
 import typing
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -165,17 +166,29 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
 
 def apply_overrides(data: dict[str, Any], overrides: list[str], source: str = "--set") -> dict[str, Any]:
     """Apply ``key.sub=value`` overrides (values parsed as YAML scalars/lists) to a nested dict."""
-    out: dict[str, Any] = json.loads(json.dumps(data))  # deep copy of plain data
+    pairs = []
     for item in overrides:
         if "=" not in item:
             raise ConfigError(f"{source}: '{item}' is not of the form key=value")
         key, raw = item.split("=", 1)
         try:
-            value = yaml.safe_load(raw) if raw != "" else ""
+            pairs.append((key.strip(), yaml.safe_load(raw) if raw != "" else ""))
         except yaml.YAMLError:
             raise ConfigError(f"{source}: cannot parse value of '{key}'") from None
+    return _set_dotted(data, pairs, source)
+
+
+def apply_values(data: dict[str, Any], values: Mapping[str, Any], source: str = "<values>") -> dict[str, Any]:
+    """Set dotted keys (``train.lr``) of a nested dict to values that are already typed, with no parsing: options a
+    command holds as numbers and lists go into a config as they are, not through text and back."""
+    return _set_dotted(data, list(values.items()), source)
+
+
+def _set_dotted(data: dict[str, Any], pairs: list[tuple[str, Any]], source: str) -> dict[str, Any]:
+    out: dict[str, Any] = json.loads(json.dumps(data))  # deep copy of plain data
+    for key, value in pairs:
         node = out
-        parts = key.strip().split(".")
+        parts = key.split(".")
         for part in parts[:-1]:
             node = node.setdefault(part, {})
             if not isinstance(node, dict):
@@ -189,4 +202,4 @@ def replace(config: T, **changes: Any) -> T:
     return dataclasses.replace(config, **changes)
 
 
-__all__ = ["ModelConfig", "from_dict", "load_yaml", "apply_overrides", "replace", "field"]
+__all__ = ["ModelConfig", "from_dict", "load_yaml", "apply_overrides", "apply_values", "replace", "field"]

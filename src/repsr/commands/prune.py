@@ -15,16 +15,15 @@ Bicubic++'s recipe) with ``--set KEY=VALUE`` overrides, as in ``repsr train``. `
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, get_args
 
+from repsr.data.degrade import DegradeKind
 from repsr.errors import UserError
 
 if TYPE_CHECKING:  # the command imports its machinery when it runs (every repsr command starts faster)
-    from repsr.data.degrade import DegradeKind
     from repsr.models import BicubicPP
-    from repsr.prune import Finetuner, ValBatch
+    from repsr.prune import Finetuner
 
 
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -44,7 +43,7 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
                         "run comes last")
     p.add_argument("--set", dest="overrides", nargs="+", action="append", default=[], metavar="KEY=VALUE",
                    help="overrides of the fine-tune config, as in repsr train")
-    p.add_argument("--degradation", choices=("ntire", "bicubic"), default=None,
+    p.add_argument("--degradation", choices=get_args(DegradeKind), default=None,
                    help="how LR is made for validation and fine-tuning (data.degradation; default ntire: Pillow "
                         "bicubic + JPEG 90)")
     p.add_argument("--val-images", type=int, default=8, help="images per validation folder (default 8)")
@@ -77,20 +76,22 @@ def _check(args: argparse.Namespace) -> None:
         raise UserError("--per-round and --val-images must be >= 1 and --val-crop >= 8")
 
 
-def _overrides(args: argparse.Namespace) -> list[str]:
-    """The shorthand flags as config keys, then ``--set``: later keys win, the YAML (or recipe) is below all."""
-    keys = [f"output={args.output.with_suffix('')}-finetune"] if args.finetune_config is None else []
+def _shorthands(args: argparse.Namespace) -> dict[str, object]:
+    """The shorthand flags as typed values of config keys: above the YAML (or recipe), below ``--set``."""
+    values: dict[str, object] = {}
+    if args.finetune_config is None:
+        values["output"] = str(args.output.with_suffix("")) + "-finetune"
     if args.train:
-        keys.append(f"data.train={json.dumps(args.train)}")
+        values["data.train"] = list(args.train)
     if args.lr is not None:
-        keys += [f"train.lr={args.lr}", f"optim.min_lr={args.lr / 10}"]
+        values.update({"train.lr": args.lr, "optim.min_lr": args.lr / 10})
     if args.batch_size is not None:
-        keys.append(f"train.batch_size={args.batch_size}")
+        values["train.batch_size"] = args.batch_size
     if args.patch_size is not None:
-        keys.append(f"train.patch_size={args.patch_size}")
+        values["train.patch_size"] = args.patch_size
     if args.degradation is not None:
-        keys.append(f"data.degradation={args.degradation}")
-    return keys + [o for group in args.overrides for o in group]
+        values["data.degradation"] = args.degradation
+    return values
 
 
 def _finetuner(args: argparse.Namespace) -> Finetuner | None:
@@ -100,30 +101,16 @@ def _finetuner(args: argparse.Namespace) -> Finetuner | None:
 
     if args.finetune_iters <= 0 and args.bias_finetune_iters <= 0 and not args.finetune_config:
         return None
-    recipe = BICUBIC_PP_RECIPE if args.finetune_config is None else []
-    config = load_train_config(args.finetune_config, [*recipe, *_overrides(args)])
+    recipe = BICUBIC_PP_RECIPE if args.finetune_config is None else {}
+    config = load_train_config(args.finetune_config, [o for group in args.overrides for o in group],
+                               values={**recipe, **_shorthands(args)})
     if Path(config.output).exists():
         raise UserError(f"{config.output}: exists; the fine-tune runs need a fresh folder (--set output=DIR)")
     return Finetuner(config, round_iters=args.finetune_iters)
 
 
-def _drop_bias(args: argparse.Namespace, model: BicubicPP, val: ValBatch, tuner: Finetuner | None,
-               record: dict[str, float]) -> BicubicPP:
-    """Stage 3: drop every bias, fine-tune ``--bias-finetune-iters``."""
-    from repsr.prune import batch_psnr, drop_biases
-
-    model = drop_biases(model)
-    record["psnr_bias_dropped"] = batch_psnr(model, val)
-    print(f"drop-bias: val PSNR {record['psnr_bias_dropped']:.4f} dB")
-    if tuner is not None and args.bias_finetune_iters > 0:
-        model = tuner.step(model, args.bias_finetune_iters, "bias")
-        record["psnr_bias_finetuned"] = batch_psnr(model, val)
-        print(f"drop-bias: after {args.bias_finetune_iters} iterations {record['psnr_bias_finetuned']:.4f} dB")
-    return model
-
-
 def run(args: argparse.Namespace) -> int:
-    from repsr.prune import batch_psnr, global_prune, load_val_batch
+    from repsr.prune import PrunePlan, load_val_batch, prune_stages
     from repsr.prune.valset import bicubic_psnr
     from repsr.weights import save_model
 
@@ -135,18 +122,12 @@ def run(args: argparse.Namespace) -> int:
     print(f"validation: {len(val.names)} crops of {args.val_crop} px ({degradation} LR), RGB PSNR, no border "
           f"crop; torch bicubic (a = -0.75) scores {bicubic_psnr(val):.4f} dB")
     mid = args.target_mid_channels if args.target_mid_channels is not None else args.target_channels
+    plan = PrunePlan(args.target_channels, mid, args.per_round, args.drop_bias, args.bias_finetune_iters,
+                     args.finetune_config or None)
     try:
-        model, history = global_prune(model, val, {"residual": args.target_channels, "mid": mid}, args.per_round,
-                                      tuner if tuner is not None and args.finetune_iters > 0 else None)
+        model, record = prune_stages(model, val, plan, tuner)
     except ValueError as exc:
         raise UserError(str(exc)) from None
-    record = {"psnr_start": history.psnr_start, "psnr_pruned": batch_psnr(model, val)}
-    if args.drop_bias:
-        model = _drop_bias(args, model, val, tuner, record)
-    if tuner is not None and args.finetune_config:  # a --finetune-config always makes a tuner
-        model = tuner.final(model)
-        record["psnr_trainer_finetuned"] = batch_psnr(model, val)
-        print(f"fine-tuned with {args.finetune_config}: val PSNR {record['psnr_trainer_finetuned']:.4f} dB")
-    save_model(model.eval(), args.output, metadata={"prune": json.dumps(record)})
+    save_model(model.eval(), args.output, metadata={"prune": record.to_json()})
     print(f"wrote {args.output} ({model.config.channels} channels, bias={model.config.bias})")
     return 0

@@ -17,8 +17,9 @@ import argparse
 import sys
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, get_args
 
+from repsr.data.degrade import DegradeKind
 from repsr.errors import UserError
 from repsr.export.quantize import (
     ACTIVATIONS,
@@ -49,7 +50,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.add_argument("--calib-images", type=int, default=CALIB_IMAGES,
                    help=f"images per calibration folder (default {CALIB_IMAGES})")
     p.add_argument("--calib-crop", type=int, default=64, help="LR crop size of each calibration image (default 64)")
-    p.add_argument("--degradation", choices=("bicubic", "ntire"), default="bicubic",
+    p.add_argument("--degradation", choices=get_args(DegradeKind), default="bicubic",
                    help="how LR calibration images are made (default MATLAB bicubic, as training)")
     p.add_argument("--method", choices=METHODS, default="minmax", help="calibration method (default minmax)")
     p.add_argument("--percentile", type=float, default=99.999, help="with --method percentile (default 99.999)")

@@ -29,10 +29,12 @@ from repsr.weights import save_model
 M = TypeVar("M", bound=nn.Module)
 
 # Bicubic++'s own fine-tuning recipe (MSE, Adam (0.9, 0.999), linearly decayed rate, no BN, NTIRE LR),
-# the base of every fine-tune when no --finetune-config is given; `--lr X` also sets optim.min_lr to X / 10.
-BICUBIC_PP_RECIPE = ["optim.loss=mse", "optim.betas=[0.9, 0.999]", "optim.schedule=linear", "optim.min_lr=1.0e-5",
-                     "train.lr=1.0e-4", "train.batch_size=16", "train.patch_size=48", "train.bn_switch=null",
-                     "train.val_every=0", "train.ckpt_every=0", "train.amp=false", "data.degradation=ntire"]
+# the base of every fine-tune when no --finetune-config is given (typed values of dotted config keys, as
+# repsr.train.config.load_train_config takes them); `--lr X` also sets optim.min_lr to X / 10.
+BICUBIC_PP_RECIPE: dict[str, object] = {
+    "optim.loss": "mse", "optim.betas": [0.9, 0.999], "optim.schedule": "linear", "optim.min_lr": 1.0e-5,
+    "train.lr": 1.0e-4, "train.batch_size": 16, "train.patch_size": 48, "train.bn_switch": None, "train.val_every": 0,
+    "train.ckpt_every": 0, "train.amp": False, "data.degradation": "ntire"}
 
 
 class Finetuner:

@@ -13,11 +13,12 @@ import dataclasses
 import json
 import re
 import typing
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from repsr.config import ModelConfig, apply_overrides, from_dict, load_yaml
+from repsr.config import ModelConfig, apply_overrides, apply_values, from_dict, load_yaml
 from repsr.errors import ConfigError
 from repsr.models.registry import check_config
 
@@ -202,10 +203,14 @@ def _leaf_types(tp: Any) -> set[Any]:
     return {tp} if not args else set().union(*(_leaf_types(a) for a in args))
 
 
-def load_train_config(path: str | Path | None, overrides: list[str] | None = None) -> TrainConfig:
-    """Read a YAML run config, apply dotted ``--set`` overrides and validate it strictly."""
+def load_train_config(path: str | Path | None, overrides: list[str] | None = None,
+                      values: Mapping[str, Any] | None = None) -> TrainConfig:
+    """Read a YAML run config, set the typed dotted ``values`` (a command's own options), apply dotted ``--set``
+    overrides (text, parsed as YAML; they win over ``values``) and validate it strictly."""
     source = str(path) if path is not None else "<defaults>"
     data = load_yaml(path) if path is not None else {}
+    if values:
+        data = apply_values(data, values)
     if overrides:
         data = apply_overrides(data, overrides)
     config = from_dict(TrainConfig, _coerce_floats(TrainConfig, data), source)
