@@ -13,15 +13,13 @@ from __future__ import annotations
 
 import argparse
 import json
-from dataclasses import dataclass
+from dataclasses import asdict
 from typing import TYPE_CHECKING
-
-import torch
 
 from repsr.errors import UserError
 
 if TYPE_CHECKING:
-    from repsr.train.cost import StepSetup
+    from repsr.train.cost import FamilyCosts
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -42,47 +40,15 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.set_defaults(run=run)
 
 
-@dataclass
-class Row:
-    """One family at one precision: ms per step in each phase and the run means."""
-
-    arch: str
-    precision: str
-    before_ms: float
-    after_branch_ms: float
-    after_merged_ms: float
-    mean_branch_ms: float = 0.0
-    mean_merged_ms: float = 0.0
-    ratio_branch: float = 0.0  # mean_branch_ms / the reference family's fp32 step
-    ratio: float = 0.0  # mean_merged_ms / the reference family's fp32 step
-
-
-def _setups(archs: list[str], scale: int, blocks: int, channels: int,
-            compile_too: bool) -> tuple[dict[str, StepSetup], list[tuple[str, str, str, bool]]]:
-    from repsr.config import ModelConfig
-    from repsr.train.cost import StepSetup, has_bn
-
-    setups: dict[str, StepSetup] = {}
-    plan: list[tuple[str, str, str, bool]] = []
-    precisions = [("fp32", False, False), ("bf16", True, False)]
-    if compile_too:
-        precisions += [("fp32 compiled", False, True), ("bf16 compiled", True, True)]
-    for arch in archs:
-        model = ModelConfig(arch=arch, scale=scale, blocks=blocks, channels=channels)
-        bn = has_bn(model)
-        for label, bf16, comp in precisions:
-            key = f"{arch}|{label}"
-            setups[key + "|after_merged"] = StepSetup(model, bf16, merged=True, switched=True, compile=comp)
-            setups[key + "|after_branch"] = StepSetup(model, bf16, merged=False, switched=True, compile=comp)
-            if bn:
-                setups[key + "|before"] = StepSetup(model, bf16, merged=True, switched=False, compile=comp)
-            plan.append((arch, label, key, bn))
-    return setups, plan
+def _header(costs: FamilyCosts) -> str:
+    return (f"M{costs.blocks}C{costs.channels} x{costs.scale}, batch {costs.batch}, LR patch {costs.patch}, "
+            f"{costs.threads} thread(s), best of {costs.rounds} rounds x {costs.reps} steps; "
+            f"run mean with the BN switch at {costs.switch:g}")
 
 
 def run(args: argparse.Namespace) -> int:
     from repsr.models import FAMILIES, parse_preset
-    from repsr.train.cost import run_mean_ms, step_ms
+    from repsr.train.cost import family_costs
 
     vgg = sorted(name for name, family in FAMILIES.items() if family.block is not None)
     unknown = [a for a in args.archs if a not in vgg]
@@ -97,42 +63,22 @@ def run(args: argparse.Namespace) -> int:
         blocks, channels = parse_preset(args.size)
     except ValueError as exc:
         raise UserError(f"--size: {exc}") from None
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    setups, plan = _setups(args.archs, args.scale, blocks, channels, args.compile)
-    ms, warmup_s = step_ms(setups, args.batch, args.patch, args.reps, args.rounds)
-    rows = []
-    for arch, label, key, bn in plan:
-        after_b, after_m = ms[key + "|after_branch"], ms[key + "|after_merged"]
-        before = ms[key + "|before"] if bn else after_b
-        row = Row(arch, label, before, after_b, after_m)
-        row.mean_branch_ms = run_mean_ms(before, after_b, args.switch) if bn else after_b
-        row.mean_merged_ms = run_mean_ms(before, after_m, args.switch) if bn else after_m
-        rows.append(row)
-    # The reference's fp32 step, timed twice (branch and merged forward are the same convs for a plain
-    # net): the smaller is the less disturbed measurement.
-    ref_row = next(r for r in rows if r.arch == args.archs[-1] and r.precision == "fp32")
-    reference = min(ref_row.mean_branch_ms, ref_row.mean_merged_ms)
-    for row in rows:
-        row.ratio_branch = row.mean_branch_ms / reference
-        row.ratio = row.mean_merged_ms / reference
-    header = (f"M{blocks}C{channels} x{args.scale}, batch {args.batch}, LR patch {args.patch}, "
-              f"{torch.get_num_threads()} thread(s), best of {args.rounds} rounds x {args.reps} steps; "
-              f"run mean with the BN switch at {args.switch:g}")
+    costs = family_costs(args.archs, blocks, channels, args.scale, args.batch, args.patch, args.switch, args.reps,
+                         args.rounds, args.threads, args.compile)
     if args.json:
-        print(json.dumps({"setup": header, "rows": [vars(r) for r in rows],
-                          "warmup_s": {k: round(v, 2) for k, v in warmup_s.items()}}, indent=1))
+        print(json.dumps({"setup": _header(costs), "rows": [asdict(r) for r in costs.rows],
+                          "warmup_s": {k: round(v, 2) for k, v in costs.warmup_s.items()}}, indent=1))
         return 0
-    print(header)
+    print(_header(costs))
     ref = f"x {args.archs[-1]} fp32"
     print(f"| family | precision | before switch (branches) | after switch, branches | after switch, merged "
           f"| run mean, branches | {ref} | run mean, merged | {ref} |")
     print("|---|---|---|---|---|---|---|---|---|")
-    for r in rows:
+    for r in costs.rows:
         print(f"| {r.arch} | {r.precision} | {r.before_ms:.1f} | {r.after_branch_ms:.1f} | {r.after_merged_ms:.1f} "
               f"| {r.mean_branch_ms:.1f} | {r.ratio_branch:.2f} | {r.mean_merged_ms:.1f} | {r.ratio:.2f} |")
     print("ms per training step (forward, L1, backward, Adam); BN-free families have no 'before' phase.")
     if args.compile:
-        slowest = max((v, k) for k, v in warmup_s.items() if "compiled" in k)
+        slowest = max((v, k) for k, v in costs.warmup_s.items() if "compiled" in k)
         print(f"compile + warm-up: up to {slowest[0]:.0f} s per setup ({slowest[1]})")
     return 0

@@ -91,8 +91,6 @@ def export_onnx(model: nn.Module, path: str | Path, opset: int = 18) -> None:
     net, example = traceable(model)
     dim = torch.export.Dim
     shapes = ({0: dim("batch"), 2: dim("height"), 3: dim("width")},)
-    logging.getLogger("torch.onnx").setLevel(logging.ERROR)
-
     def write(tmp: str) -> None:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -107,10 +105,15 @@ def export_onnx(model: nn.Module, path: str | Path, opset: int = 18) -> None:
 
         onnx.save_model(onnx_model, tmp, save_as_external_data=False)
 
+    logger = logging.getLogger("torch.onnx")  # the exporter's progress notes: quiet for this export only
+    level = logger.level
+    logger.setLevel(logging.ERROR)
     try:
         atomic_write(path, write)
     except torch.onnx.errors.OnnxExporterError as exc:
         raise UserError(f"ONNX export of {config.arch} failed: {str(exc).splitlines()[0]}") from None
+    finally:
+        logger.setLevel(level)
 
 
 def shuffles_to_dcr(proto: onnx.ModelProto) -> None:

@@ -23,6 +23,7 @@ import torch.nn.functional as F
 
 from repsr.bn import batchnorm_layers, freeze_bn
 from repsr.config import ModelConfig
+from repsr.global_state import preserved
 from repsr.models import build_model
 from repsr.reparam.base import set_merged_forward
 
@@ -39,16 +40,17 @@ class StepSetup:
 
 
 def _stepper(setup: StepSetup, batch: int, patch: int, seed: int = 0) -> Callable[[], None]:
-    torch.manual_seed(seed)
-    model = build_model(setup.model).train()
+    with torch.random.fork_rng(devices=[]):  # seeded for repeatable weights and data; the caller's stream untouched
+        torch.manual_seed(seed)
+        model = build_model(setup.model).train()
+        c, s = setup.model.in_channels, setup.model.scale
+        lr = torch.rand(batch, c, patch, patch)
+        hr = torch.rand(batch, c, patch * s, patch * s)
     if setup.switched:
         freeze_bn(model)
     set_merged_forward(model, setup.merged)
     net = torch.compile(model) if setup.compile else model
     opt = torch.optim.Adam(model.parameters(), lr=1e-4, betas=(0.9, 0.99))
-    c, s = setup.model.in_channels, setup.model.scale
-    lr = torch.rand(batch, c, patch, patch)
-    hr = torch.rand(batch, c, patch * s, patch * s)
 
     def step() -> None:
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=setup.bf16):
@@ -102,10 +104,93 @@ def forward_ms(models: dict[str, torch.nn.Module], x: torch.Tensor, reps: int = 
 
 
 def has_bn(config: ModelConfig) -> bool:
-    """Whether a family's step cost changes at the BN switch."""
-    return bool(batchnorm_layers(build_model(config)))
+    """Whether a family's step cost changes at the BN switch (its weights drawn aside the caller's RNG stream)."""
+    with torch.random.fork_rng(devices=[]):
+        return bool(batchnorm_layers(build_model(config)))
 
 
 def run_mean_ms(before: float, after: float, switch: float) -> float:
     """Mean step of a run that switches at fraction ``switch``: ``switch * before + (1 - switch) * after``."""
     return switch * before + (1.0 - switch) * after
+
+
+@dataclass
+class FamilyCost:
+    """One family at one precision: ms per step in each phase, the run means and their ratios to the reference."""
+
+    arch: str
+    precision: str  # "fp32", "bf16", "fp32 compiled", "bf16 compiled"
+    before_ms: float  # before the BN switch (= after_branch_ms for a BN-free family)
+    after_branch_ms: float
+    after_merged_ms: float
+    mean_branch_ms: float = 0.0
+    mean_merged_ms: float = 0.0
+    ratio_branch: float = 0.0  # mean_branch_ms / the reference family's fp32 step
+    ratio: float = 0.0  # mean_merged_ms / the reference family's fp32 step
+
+
+@dataclass
+class FamilyCosts:
+    """``repsr bench-train``'s table: every family and precision, measured side by side; the last family is the
+    reference of the ratios."""
+
+    blocks: int
+    channels: int
+    scale: int
+    batch: int
+    patch: int
+    threads: int  # torch threads the steps ran on
+    reps: int
+    rounds: int
+    switch: float  # the BN switch as a fraction of the run, weighing the two phases in the means
+    rows: list[FamilyCost]
+    warmup_s: dict[str, float]  # per setup: warm-up seconds (a compile included)
+
+
+def _family_setups(archs: list[str], scale: int, blocks: int, channels: int, compile_too: bool
+                   ) -> tuple[dict[str, StepSetup], list[tuple[str, str, str, bool]]]:
+    setups: dict[str, StepSetup] = {}
+    plan: list[tuple[str, str, str, bool]] = []
+    precisions = [("fp32", False, False), ("bf16", True, False)]
+    if compile_too:
+        precisions += [("fp32 compiled", False, True), ("bf16 compiled", True, True)]
+    for arch in archs:
+        model = ModelConfig(arch=arch, scale=scale, blocks=blocks, channels=channels)
+        bn = has_bn(model)
+        for label, bf16, comp in precisions:
+            key = f"{arch}|{label}"
+            setups[key + "|after_merged"] = StepSetup(model, bf16, merged=True, switched=True, compile=comp)
+            setups[key + "|after_branch"] = StepSetup(model, bf16, merged=False, switched=True, compile=comp)
+            if bn:
+                setups[key + "|before"] = StepSetup(model, bf16, merged=True, switched=False, compile=comp)
+            plan.append((arch, label, key, bn))
+    return setups, plan
+
+
+def family_costs(archs: list[str], blocks: int, channels: int, scale: int, batch: int, patch: int, switch: float,
+                 reps: int = 3, rounds: int = 3, threads: int | None = None, compile_too: bool = False) -> FamilyCosts:
+    """Step cost of each VGG-style family (fp32 and bf16, compiled too if asked) in both phases of a run.
+
+    ``threads`` (None: the caller's) is torch's thread count for the measurement only.
+    """
+    setups, plan = _family_setups(archs, scale, blocks, channels, compile_too)
+    with preserved():
+        if threads:
+            torch.set_num_threads(threads)
+        used = torch.get_num_threads()
+        ms, warmup_s = step_ms(setups, batch, patch, reps, rounds)
+    rows = []
+    for arch, label, key, bn in plan:
+        after_b, after_m = ms[key + "|after_branch"], ms[key + "|after_merged"]
+        before = ms[key + "|before"] if bn else after_b
+        rows.append(FamilyCost(arch, label, before, after_b, after_m,
+                               run_mean_ms(before, after_b, switch) if bn else after_b,
+                               run_mean_ms(before, after_m, switch) if bn else after_m))
+    # The reference's fp32 step, timed twice (branch and merged forward are the same convs for a plain
+    # net): the smaller is the less disturbed measurement.
+    ref_row = next(r for r in rows if r.arch == archs[-1] and r.precision == "fp32")
+    reference = min(ref_row.mean_branch_ms, ref_row.mean_merged_ms)
+    for row in rows:
+        row.ratio_branch = row.mean_branch_ms / reference
+        row.ratio = row.mean_merged_ms / reference
+    return FamilyCosts(blocks, channels, scale, batch, patch, used, reps, rounds, switch, rows, warmup_s)

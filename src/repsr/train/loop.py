@@ -28,6 +28,7 @@ from repsr.data.datasets import EvalDataset, find_dataset
 from repsr.data.images import Pair
 from repsr.data.patches import PatchBatches, load_pairs, to_float
 from repsr.errors import ConfigError, OutputError, UserError
+from repsr.global_state import capture, restore
 from repsr.models import build_model
 from repsr.reparam.base import set_merged_forward
 from repsr.train import ddp
@@ -37,6 +38,7 @@ from repsr.train.checkpoint import (
     check_resumable,
     find_checkpoint,
     load_checkpoint,
+    rng_state,
     save_run_checkpoint,
     set_rng_state,
 )
@@ -55,6 +57,10 @@ log = logging.getLogger(__name__)
 
 
 def seed_everything(seed: int) -> None:
+    """Seed Python's, NumPy's and torch's global RNGs: a run's model initialisation is a function of its seed.
+
+    A :class:`Trainer` does this for its run and puts the caller's RNG states back when the run ends.
+    """
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
@@ -105,6 +111,19 @@ class Trainer:
         self.config, self.profile = config, profile
         self.output = Path(config.output)
         self.ckpt_path = self.output / CHECKPOINT  # where it writes; find_checkpoint also finds an older latest.pt
+        # The process-wide settings a run changes -- torch's threads and determinism (train.threads,
+        # train.deterministic) and the global RNGs it seeds -- are the caller's again when run() returns, or when
+        # this constructor fails: a library leaves its caller's process as it found it.
+        self._caller = capture(), rng_state()
+        try:
+            self._start(resume, pairs)
+        except BaseException:
+            self.restore_global_state()
+            raise
+
+    def _start(self, resume: bool, pairs: list[Pair] | None) -> None:
+        """Checks, the run's own settings and seed, then the model, optimizer, EMA and data (resumed if asked)."""
+        config = self.config
         existing = find_checkpoint(self.output)
         if not resume and existing is not None:
             raise UserError(f"{existing} exists: pass --resume to continue it, or choose another output")
@@ -117,10 +136,6 @@ class Trainer:
         self.amp = resolve_amp(config.train.amp, self.device)
         if self.amp == "fp16" and not self.cuda:
             raise UserError("train.amp: fp16 runs on CUDA only; use bf16 on a CPU")
-        # torch's process-wide settings that a run changes; run() puts them back (a library leaves the
-        # caller's threads and determinism as it found them)
-        self._global_state = (torch.get_num_threads(), torch.are_deterministic_algorithms_enabled(),
-                              torch.is_deterministic_algorithms_warn_only_enabled())
         if config.train.threads:
             torch.set_num_threads(config.train.threads)
         seed_everything(config.seed)
@@ -358,10 +373,11 @@ class Trainer:
                            self.switched, dict(self.best), self.model, self.eval_model(), self.state_dict())
 
     def restore_global_state(self) -> None:
-        """Put torch's thread count and deterministic-algorithms mode back as they were before this Trainer."""
-        threads, deterministic, warn_only = self._global_state
-        torch.set_num_threads(threads)
-        torch.use_deterministic_algorithms(deterministic, warn_only=warn_only)
+        """Give the caller back what it had before this Trainer: torch's threads, deterministic-algorithms mode
+        (every setting of :mod:`repsr.global_state`) and the Python, NumPy and torch RNG streams."""
+        state, rng = self._caller
+        restore(state)
+        set_rng_state(rng)
 
     def _loop(self, stop: int) -> None:
         if self.iteration >= stop:
