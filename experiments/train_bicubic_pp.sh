@@ -5,8 +5,8 @@
 #
 #   experiments/train_bicubic_pp.sh stage1 [--resume]   # wide 40/40 net with biases, NTIRE LR
 #   experiments/train_bicubic_pp.sh scratch [--resume]  # control: 32/32, no bias, from scratch, TOTAL iterations
-#   experiments/train_bicubic_pp.sh stage2              # global pruning 40 -> 32 by measured PSNR, fine-tune
-#   experiments/train_bicubic_pp.sh stage3              # biases dropped, fine-tune (the shipped net)
+#   experiments/train_bicubic_pp.sh stage2 [--resume]   # global pruning 40 -> 32 by measured PSNR, fine-tune
+#   experiments/train_bicubic_pp.sh stage3 [--resume]   # biases dropped, fine-tune (the shipped net)
 #
 # Recipe (SPEC section 3, official stage 1 where it is known): MSE, Adam 5e-4 cosine to 5e-6, batch 16,
 # LR patch 64 (100k iterations = 0.9x the LR patch pixels of the official stage 1: 1000 epochs x 800 x 96^2),
@@ -40,11 +40,11 @@ case $stage in
     repsr prune "$root/stage1/model_latest.safetensors" "${prune_val[@]}" --target-channels 32 --per-round 2 \
       --finetune-iters 30 --finetune-config configs/bicubic_pp_stage2.yaml \
       --set "${common[@]}" train.iters="$ft_iters" train.lr=1e-4 output="$root/stage2_ft" \
-      -o "$root/stage2.safetensors" 2>&1 | tee -a "$root/stage2.log" ;;
+      -o "$root/stage2.safetensors" "${@:2}" 2>&1 | tee -a "$root/stage2.log" ;;
   stage3)
     repsr prune "$root/stage2.safetensors" "${prune_val[@]}" --target-channels 32 --drop-bias \
       --finetune-config configs/bicubic_pp_stage3.yaml \
       --set "${common[@]}" train.iters="$ft_iters" train.lr=1e-4 output="$root/stage3_ft" \
-      -o "$root/stage3.safetensors" 2>&1 | tee -a "$root/stage3.log" ;;
+      -o "$root/stage3.safetensors" "${@:2}" 2>&1 | tee -a "$root/stage3.log" ;;
   *) echo "unknown stage $stage" >&2; exit 2 ;;
 esac

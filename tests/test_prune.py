@@ -178,3 +178,48 @@ output: '{tmp_path / "run"}'
     delta = (final.conv1.weight - start.conv1.weight).abs().max()
     assert 0 < delta < 1e-4
     assert (tmp_path / "run" / "model_latest.safetensors").is_file()
+
+
+def test_a_killed_prune_run_resumes_to_the_result_of_an_uninterrupted_one(tmp_path: Path, data_dir: Path,
+                                                                          monkeypatch, capsys):
+    """--resume recomputes the pruning, reuses finished round fine-tunes and continues the final run from its
+    checkpoint: the file equals the one of a run that never stopped; without --resume the folder is refused."""
+    import repsr.prune.finetune as finetune
+
+    src = tmp_path / "wide.safetensors"
+    save_model(randomize(repsr.create_model("bicubic_pp", scale=3, channels=6), seed=3), src)
+    config = tmp_path / "final.yaml"
+
+    def argv(name: str, *extra: str) -> list[str]:
+        config.write_text(f"""model: {{arch: bicubic_pp, scale: 3, channels: 6}}
+data: {{train: ['{data_dir / "Set5"}'], val: []}}
+optim: {{loss: mse}}
+train: {{iters: 4, batch_size: 2, patch_size: 16, lr: 1.0e-3, bn_switch: null, val_every: 0, ckpt_every: 1,
+        log_every: 1, device: cpu, threads: 1}}
+output: '{tmp_path / name}'
+""")
+        return ["prune", str(src), "--data", str(data_dir / "Set5"), "--target-channels", "4", "--val-images", "1",
+                "--val-crop", "32", "--finetune-iters", "2", "--drop-bias", "--finetune-config", str(config),
+                "-o", str(tmp_path / f"{name}.safetensors"), *extra]
+
+    assert main(argv("whole")) == 0
+    real_train = finetune.train
+
+    def killed_in_final_run(cfg, resume=False, pairs=None):
+        if Path(cfg.output).name == "killed":  # the final run (rounds run in steps/NN-round)
+            real_train(cfg, resume=resume, pairs=pairs, stop_at=2)
+            raise KeyboardInterrupt
+        return real_train(cfg, resume=resume, pairs=pairs)
+
+    monkeypatch.setattr(finetune, "train", killed_in_final_run)
+    assert main(argv("killed")) != 0  # Ctrl-C in the final run, after its checkpoint at iteration 2
+    monkeypatch.setattr(finetune, "train", real_train)
+    assert "interrupted" in capsys.readouterr().err
+    assert main(argv("killed")) == 2
+    assert "--resume" in capsys.readouterr().err
+    assert main(argv("killed", "--resume")) == 0
+    assert "resuming from iteration 2" in capsys.readouterr().err
+    whole, resumed = load_model(tmp_path / "whole.safetensors"), load_model(tmp_path / "killed.safetensors")
+    assert not resumed.config.bias and resumed.config.channels == 4
+    for (name, a), (_, b) in zip(whole.state_dict().items(), resumed.state_dict().items(), strict=True):
+        assert torch.equal(a, b), name

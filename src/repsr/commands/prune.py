@@ -52,6 +52,9 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     p.add_argument("--batch-size", type=int, default=None, help="train.batch_size (default 16)")
     p.add_argument("--patch-size", type=int, default=None, help="LR training patch side (train.patch_size; "
                    "default 48)")
+    p.add_argument("--resume", action="store_true",
+                   help="continue a killed run in the same fine-tune folder: the pruning is recomputed, each "
+                        "fine-tune run continues from its checkpoint (a finished one is reused), the rest start")
     p.add_argument("--bgr", action="store_true", help="the weights expect BGR input (the official release)")
     p.add_argument("-o", "--output", required=True, type=Path, help="output .safetensors")
     p.set_defaults(run=run)
@@ -104,9 +107,10 @@ def _finetuner(args: argparse.Namespace) -> Finetuner | None:
     recipe = BICUBIC_PP_RECIPE if args.finetune_config is None else {}
     config = load_train_config(args.finetune_config, [o for group in args.overrides for o in group],
                                values={**recipe, **_shorthands(args)})
-    if Path(config.output).exists():
-        raise UserError(f"{config.output}: exists; the fine-tune runs need a fresh folder (--set output=DIR)")
-    return Finetuner(config, round_iters=args.finetune_iters)
+    if Path(config.output).exists() and not args.resume:
+        raise UserError(f"{config.output}: exists; the fine-tune runs need a fresh folder (--set output=DIR), "
+                        "or pass --resume to continue the run that wrote it")
+    return Finetuner(config, round_iters=args.finetune_iters, resume=args.resume)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -9,6 +9,11 @@ are read and degraded once, not once per round.
 
 Layout under the config's ``output``: ``steps/NN-<what>/`` for the short runs (rounds, bias
 removal), and the final full-length run (``--finetune-config``) in ``output`` itself.
+
+Resuming (``repsr prune --resume``) recomputes the pruning, which is deterministic given the same
+fine-tuned nets: every run whose folder holds a checkpoint continues from it (a finished run ends
+with one, so it is reused as it is), and runs that never started start. A killed stage therefore
+loses at most the checkpoint interval of the run it was in.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from torch import nn
 from repsr.data.images import Pair
 from repsr.data.patches import load_pairs
 from repsr.models import model_config
+from repsr.train.checkpoint import find_checkpoint
 from repsr.train.config import TrainConfig
 from repsr.train.loop import train
 from repsr.weights import save_model
@@ -40,8 +46,8 @@ BICUBIC_PP_RECIPE: dict[str, object] = {
 class Finetuner:
     """Runs ``config`` from a given net's weights; callable as ``tuner(model) -> model`` for each pruning round."""
 
-    def __init__(self, config: TrainConfig, round_iters: int = 0) -> None:
-        self.config, self.round_iters = config, round_iters
+    def __init__(self, config: TrainConfig, round_iters: int = 0, resume: bool = False) -> None:
+        self.config, self.round_iters, self.resume = config, round_iters, resume
         self.steps = 0
         self._pairs: list[Pair] | None = None
 
@@ -69,7 +75,8 @@ class Finetuner:
         save_model(model, init)
         config = dataclasses.replace(config, model=model_config(model), output=str(output),
                                      train=dataclasses.replace(config.train, init_weights=str(init)))
-        result = train(config, pairs=self._training_pairs(config))
+        resume = self.resume and find_checkpoint(output) is not None
+        result = train(config, resume=resume, pairs=self._training_pairs(config))
         device = next(model.parameters()).device
         trained = result.eval_model.to(device).train(model.training)
         if not isinstance(trained, type(model)):  # the run rebuilt the net from its config: the same class
