@@ -144,7 +144,7 @@ def test_prune_command_end_to_end_writes_a_bias_free_target_width_net(tmp_path: 
     assert list(record) == ["psnr_start", "psnr_pruned", "psnr_bias_dropped", "psnr_bias_finetuned"]
 
 
-def test_prune_command_reports_user_errors(tmp_path: Path, capsys):
+def test_prune_command_reports_user_errors(tmp_path: Path, data_dir: Path, capsys):
     compact = tmp_path / "c.safetensors"
     save_model(repsr.create_model("plain", scale=2, blocks=1, channels=4), compact)
     assert main(["prune", str(compact), "--data", str(tmp_path), "--target-channels", "2", "-o",
@@ -153,6 +153,16 @@ def test_prune_command_reports_user_errors(tmp_path: Path, capsys):
     assert main(["prune", str(compact), "--data", str(tmp_path), "--target-channels", "2", "--finetune-iters", "3",
                  "-o", str(tmp_path / "o.safetensors")]) == 2
     assert "--train" in capsys.readouterr().err
+    bpp, empty = tmp_path / "b.safetensors", tmp_path / "empty"
+    save_model(repsr.create_model("bicubic_pp", scale=3, channels=6), bpp)
+    empty.mkdir()
+    set5 = str(data_dir / "Set5")
+    assert main(["prune", str(bpp), "--data", set5, "--target-channels", "8", "--val-images", "1", "-o",
+                 str(tmp_path / "o.safetensors")]) == 2
+    assert "target width 8 for residual is outside 1..6" in capsys.readouterr().err
+    assert main(["prune", str(bpp), "--data", set5, "--target-channels", "4", "--train", str(empty),
+                 "--finetune-iters", "2", "-o", str(tmp_path / "o.safetensors")]) == 2
+    assert f"{empty}: no images" in capsys.readouterr().err
 
 
 def test_stage3_fine_tunes_through_the_trainer_from_the_pruned_weights(tmp_path: Path, data_dir: Path):

@@ -115,20 +115,25 @@ def _finetuner(args: argparse.Namespace) -> Finetuner | None:
 
 def run(args: argparse.Namespace) -> int:
     from repsr.prune import PrunePlan, load_val_batch, prune_stages
+    from repsr.prune.search import check_targets
     from repsr.prune.valset import bicubic_psnr
     from repsr.weights import save_model
 
     _check(args)
     model = _load(args)
-    tuner = _finetuner(args)
-    degradation: DegradeKind = tuner.config.data.degradation if tuner is not None else args.degradation or "ntire"
-    val = load_val_batch(args.data, model.config.scale, degradation, max_images=args.val_images, crop=args.val_crop)
-    print(f"validation: {len(val.names)} crops of {args.val_crop} px ({degradation} LR), RGB PSNR, no border "
-          f"crop; torch bicubic (a = -0.75) scores {bicubic_psnr(val):.4f} dB")
     mid = args.target_mid_channels if args.target_mid_channels is not None else args.target_channels
     plan = PrunePlan(args.target_channels, mid, args.per_round, args.drop_bias, args.bias_finetune_iters,
                      args.finetune_config or None)
     try:
+        check_targets(model, plan.targets)  # before minutes of reading training images
+        tuner = _finetuner(args)
+        if tuner is not None:
+            tuner.prepare()
+        degradation: DegradeKind = tuner.config.data.degradation if tuner is not None else args.degradation or "ntire"
+        val = load_val_batch(args.data, model.config.scale, degradation, max_images=args.val_images,
+                             crop=args.val_crop)
+        print(f"validation: {len(val.names)} crops of {args.val_crop} px ({degradation} LR), RGB PSNR, no border "
+              f"crop; torch bicubic (a = -0.75) scores {bicubic_psnr(val):.4f} dB")
         model, record = prune_stages(model, val, plan, tuner)
     except ValueError as exc:
         raise UserError(str(exc)) from None

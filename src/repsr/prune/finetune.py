@@ -29,7 +29,7 @@ from repsr.data.patches import load_pairs
 from repsr.models import model_config
 from repsr.train.checkpoint import find_checkpoint
 from repsr.train.config import TrainConfig
-from repsr.train.loop import train
+from repsr.train.loop import preflight, train
 from repsr.weights import save_model
 
 M = TypeVar("M", bound=nn.Module)
@@ -50,6 +50,12 @@ class Finetuner:
         self.config, self.round_iters, self.resume = config, round_iters, resume
         self.steps = 0
         self._pairs: list[Pair] | None = None
+
+    def prepare(self) -> None:
+        """Read the training images and check the config against the disk now, before pruning costs minutes:
+        a folder without images or a missing validation set is one line at start, not after the rounds."""
+        preflight(self.config, has_pairs=True)
+        self._training_pairs(self.config)
 
     def __call__(self, model: M) -> M:
         """One pruning round's fine-tune: ``round_iters`` iterations (the net unchanged when 0)."""

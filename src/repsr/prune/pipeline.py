@@ -29,6 +29,11 @@ class PrunePlan:
     bias_finetune_iters: int = 0  # fine-tuning iterations after removing the biases
     final_finetune: str | None = None  # the fine-tune config (its name, for the log): its full run comes last
 
+    @property
+    def targets(self) -> dict[str, int]:
+        """Final width of each prunable group, by group name."""
+        return {"residual": self.residual, "mid": self.mid}
+
 
 @dataclass
 class PruneRecord:
@@ -49,9 +54,8 @@ def prune_stages(model: BicubicPP, val: ValBatch, plan: PrunePlan, tuner: Finetu
                  log: Callable[[str], None] = print) -> tuple[BicubicPP, PruneRecord]:
     """Prune ``model`` to the plan's widths (fine-tuning ``tuner.round_iters`` after each round), then run the
     plan's later stages; returns the final net and the record. A target outside the net's widths is a ValueError."""
-    targets = {"residual": plan.residual, "mid": plan.mid}
     rounds = tuner if tuner is not None and tuner.round_iters > 0 else None
-    model, history = global_prune(model, val, targets, plan.per_round, rounds, log)
+    model, history = global_prune(model, val, plan.targets, plan.per_round, rounds, log)
     record = PruneRecord(history.psnr_start, batch_psnr(model, val))
     if plan.drop_bias:
         model = drop_biases(model)

@@ -76,6 +76,13 @@ def prune_round(model: BicubicPP, val: ValBatch, targets: dict[str, int],
     return model, chosen
 
 
+def check_targets(model: BicubicPP, targets: dict[str, int]) -> None:
+    """Raise ValueError for a target width outside 1..the net's width (before any work is done)."""
+    for name, target in targets.items():
+        if not 1 <= target <= widths(model)[name]:
+            raise ValueError(f"target width {target} for {name} is outside 1..{widths(model)[name]}")
+
+
 def global_prune(model: BicubicPP, val: ValBatch, targets: dict[str, int], per_round: int = 1,
                  finetune: Finetune | None = None,
                  log: Callable[[str], None] = print) -> tuple[BicubicPP, PruneHistory]:
@@ -86,9 +93,7 @@ def global_prune(model: BicubicPP, val: ValBatch, targets: dict[str, int], per_r
     """
     if per_round < 1:
         raise ValueError("per_round must be >= 1")
-    for name, target in targets.items():
-        if not 1 <= target <= widths(model)[name]:
-            raise ValueError(f"target width {target} for {name} is outside 1..{widths(model)[name]}")
+    check_targets(model, targets)
     history = PruneHistory(batch_psnr(model, val))
     log(f"prune: start widths {widths(model)}, val PSNR {history.psnr_start:.4f} dB")
     while any(widths(model)[name] > target for name, target in targets.items()):
