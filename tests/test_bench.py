@@ -53,6 +53,28 @@ def test_x_eager_is_the_eager_nchw_time_over_each_network_rows_time_at_its_own_s
                 assert row.x_eager == pytest.approx(eager / row.ms)
 
 
+def test_several_models_are_timed_side_by_side_each_against_its_own_eager_row(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    result = run_bench(["repsr:M4C8", "bicubic_pp"], "24x16x3", threads=[1], warmup=0, reps=1, onnx=False,
+                       with_compile=False)
+    assert result.model == "repsr:M4C8, bicubic_pp"
+    assert {r.model for r in result.rows} == {"repsr:M4C8", "bicubic_pp", ""}
+    assert all(r.model == "" for r in result.rows if r.name.startswith("bicubic "))
+    for spec in ("repsr:M4C8", "bicubic_pp"):
+        rows = [r for r in result.rows if r.model == spec]
+        eager = next(r.ms for r in rows if r.name == "merged fp32 NCHW")
+        assert all(r.x_eager == pytest.approx(eager / r.ms) for r in rows)
+    bpp = next(r for r in result.rows if r.model == "bicubic_pp" and r.name == "merged fp32 NCHW")
+    m4 = next(r for r in result.rows if r.model == "repsr:M4C8" and r.name == "merged fp32 NCHW")
+    assert bpp.gflop != m4.gflop
+    assert cli.main(["bench", "--model", "repsr:M1C4", "bicubic_pp", "--sizes", "16x12x3", "--reps", "1",
+                     "--warmup", "0", "--threads", "1", "--no-onnx", "--no-compile"]) == 0
+    assert "bicubic_pp: merged fp32 NCHW" in capsys.readouterr().out
+    for extra in (["--folder", "."], ["--ntire-psnr", "26", "25"]):
+        assert cli.main(["bench", "--model", "repsr:M1C4", "bicubic_pp", *extra]) == 2
+        assert "single --model" in capsys.readouterr().err
+
+
 def test_rows_are_held_to_the_peak_of_their_own_precision() -> None:
     assert [precision_of(n) for n in ("openvino bf16", "onnxruntime INT8", "merged fp16 channels_last",
                                       "torch.compile fp32", "ncnn fp32")] == ["bf16", "int8", "fp16", "fp32", "fp32"]
@@ -71,7 +93,7 @@ def test_bench_cli_json_with_bicubic_pp_and_errors(capsys: pytest.CaptureFixture
     assert list(result["matmul_gflops"]) == ["1"] and result["peak_gflops"]["1"]["fp32"] > 0
     rows = result["rows"]
     assert list(rows[0]) == ["size", "name", "threads", "ms", "mpix_per_s", "gflop", "gflop_per_s", "pct_matmul",
-                             "precision", "x_bicubic", "setup_s", "x_eager"]  # earlier keys unchanged, x_eager added
+                             "precision", "x_bicubic", "setup_s", "x_eager", "model"]  # earlier keys unchanged
     assert rows[0]["name"] == "merged fp32 NCHW" and rows[0]["gflop"] > 0 and rows[0]["x_eager"] == 1.0
     assert cli.main(["bench", "--sizes", "16x12"]) == 2
     assert "WIDTHxHEIGHTxSCALE" in capsys.readouterr().err

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
@@ -54,6 +54,7 @@ class BenchRow:
     x_bicubic: float | None = None  # time relative to OpenCV's uint8 bicubic
     setup_s: float | None = None  # one-off cost before the first frame (torch.compile's compile)
     x_eager: float | None = None  # network rows: speed-up over the merged net in eager NCHW (its time / this time)
+    model: str = ""  # the --model the row runs ("" for bicubic); set when one run compares several models
 
 
 @dataclass
@@ -265,43 +266,50 @@ def bicubic_candidates(x: torch.Tensor, scale: int, device: torch.device) -> lis
     return rows
 
 
-def bench_size(factory: Callable[[int], nn.Module | Upscaler], size: tuple[int, int, int], device: torch.device,
-               threads: int, warmup: int, reps: int, peaks: dict[str, float], onnx: bool = True,
-               with_compile: bool = True) -> list[BenchRow]:
-    """Time every candidate at one (width, height, scale), interleaved, and fill in the derived columns."""
+def bench_size(factories: dict[str, Callable[[int], nn.Module | Upscaler]], size: tuple[int, int, int],
+               device: torch.device, threads: int, warmup: int, reps: int, peaks: dict[str, float],
+               onnx: bool = True, with_compile: bool = True) -> list[BenchRow]:
+    """Time every candidate of every model at one (width, height, scale), all interleaved in one round robin,
+    and fill in the derived columns (x eager against each model's own eager row)."""
     w, h, scale = size
     x = torch.rand(1, 3, h, w, generator=torch.Generator().manual_seed(0)).to(device)
-    model = factory(scale)
     label = f"{w}x{h}x{scale}"
-    if not isinstance(model, nn.Module):
-        if device.type != "cpu":
-            raise UserError("a model file (.onnx, .xml) is benchmarked on the CPU; use --device cpu")
-        network = file_candidates(model, x, threads)
-    else:
-        network = network_candidates(model, x, device, threads, onnx, with_compile)
-    candidates = network + bicubic_candidates(x, scale, device)
+    candidates: list[tuple[str, Candidate]] = []
+    for spec, factory in factories.items():
+        model = factory(scale)
+        if not isinstance(model, nn.Module):
+            if device.type != "cpu":
+                raise UserError("a model file (.onnx, .xml) is benchmarked on the CPU; use --device cpu")
+            network = file_candidates(model, x, threads)
+        else:
+            network = network_candidates(model, x, device, threads, onnx, with_compile)
+        candidates += [(spec if len(factories) > 1 else "", c) for c in network]
+    candidates += [("", c) for c in bicubic_candidates(x, scale, device)]
     rows = []
-    for (name, _, gflop, setup), ms in zip(candidates, time_round_robin([c.fn for c in candidates], warmup, reps,
-                                                                        device), strict=True):
+    times = time_round_robin([c.fn for _, c in candidates], warmup, reps, device)
+    for (spec, (name, _, gflop, setup)), ms in zip(candidates, times, strict=True):
         rate = gflop / (ms / 1000) if gflop is not None else None
         precision = precision_of(name)
         peak = peaks.get(precision)
         rows.append(BenchRow(label, name, threads, ms, w * h * scale * scale / (ms / 1000) / 1e6, gflop, rate,
-                             None if rate is None or peak is None else 100 * rate / peak, precision, setup_s=setup))
+                             None if rate is None or peak is None else 100 * rate / peak, precision, setup_s=setup,
+                             model=spec))
     bicubic = next((r.ms for r in rows if r.name in ("bicubic OpenCV uint8", "bicubic torch fp16")), None)
-    eager = next((r.ms for r in rows if r.name == EAGER_REFERENCE), None)
     for row in rows:
+        eager = next((r.ms for r in rows if r.name == EAGER_REFERENCE and r.model == row.model), None)
         row.x_bicubic = None if bicubic is None else row.ms / bicubic
         row.x_eager = None if eager is None or row.gflop is None else eager / row.ms
     return rows
 
 
-def run_bench(model: str = "repsr:M4C16", sizes: str = DEFAULT_SIZES, threads: list[int] | None = None,
+def run_bench(model: str | Sequence[str] = "repsr:M4C16", sizes: str = DEFAULT_SIZES, threads: list[int] | None = None,
               device: str = "cpu", warmup: int | None = None, reps: int | None = None,
               onnx: bool = True, with_compile: bool = True) -> BenchResult:
     """All rows for every size and thread count, plus the matmul peaks of each thread count.
 
-    Each thread count is set for torch and OpenCV while it is measured; both are the caller's again on return.
+    ``model`` may name several models: their rows are timed in the same round robin (each row says its model),
+    so their ratios hold on a busy machine too. Each thread count is set for torch and OpenCV while it is
+    measured; both are the caller's again on return.
     """
     from repsr.cpu import describe
     dev = torch.device(device)
@@ -310,8 +318,9 @@ def run_bench(model: str = "repsr:M4C16", sizes: str = DEFAULT_SIZES, threads: l
     cuda = dev.type == "cuda"
     warmup = (NTIRE_WARMUP if cuda else 3) if warmup is None else warmup
     reps = (NTIRE_REPS if cuda else 10) if reps is None else reps
-    factory, parsed = model_factory(model), parse_sizes(sizes)
-    result = BenchResult(model, str(dev), warmup, reps, describe())
+    models = [model] if isinstance(model, str) else list(dict.fromkeys(model))
+    factories, parsed = {m: model_factory(m) for m in models}, parse_sizes(sizes)
+    result = BenchResult(", ".join(models), str(dev), warmup, reps, describe())
     with preserved() as caller:
         for t in threads or [caller.threads]:
             torch.set_num_threads(t)
@@ -320,5 +329,5 @@ def run_bench(model: str = "repsr:M4C16", sizes: str = DEFAULT_SIZES, threads: l
             result.matmul_gflops[t] = next(iter(peaks.values()))  # fp32 (fp16 on CUDA): earlier releases' key
             result.peak_gflops[t] = peaks
             for size in parsed:
-                result.rows += bench_size(factory, size, dev, t, warmup, reps, peaks, onnx, with_compile)
+                result.rows += bench_size(factories, size, dev, t, warmup, reps, peaks, onnx, with_compile)
     return result

@@ -25,9 +25,10 @@ from repsr.ntire import bench_score_lines
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("bench", help="measure throughput against matmul peak and bicubic", description=__doc__,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model", default="repsr:M4C16",
+    p.add_argument("--model", nargs="+", default=["repsr:M4C16"],
                    help="arch[:MxCy] preset (arch: " + ", ".join(a for a, f in FAMILIES.items() if f.trainable)
-                   + "), shipped name, weights file or .onnx file (default repsr:M4C16)")
+                   + "), shipped name, weights file or .onnx file (default repsr:M4C16); several are timed "
+                   "side by side in one interleaved run")
     p.add_argument("--sizes", default=DEFAULT_SIZES,
                    help=f"comma-separated WIDTHxHEIGHTxSCALE of the LR input (default {DEFAULT_SIZES})")
     p.add_argument("--threads", default=None, help="CPU thread counts to compare, e.g. 1,2 (default: torch's)")
@@ -64,11 +65,14 @@ def format_table(result: BenchResult) -> str:
     for t, peaks in result.peak_gflops.items():
         rates = ", ".join(f"{p} {g:.1f}" for p, g in peaks.items())
         lines.append(f"matmul 2048^3 with {t} thread(s), G(FL)OP/s: {rates}")
-    head = f"{'size':<14}{'row':<27}{'thr':>4}{'ms/frame':>10}{'MP/s':>8}{'GFLOP':>8}{'GFLOP/s':>9}" \
+    width = max([27] + [len(r.model) + len(r.name) + 3 for r in result.rows if r.model])
+    head = f"{'size':<14}{'row':<{width}}{'thr':>4}{'ms/frame':>10}{'MP/s':>8}{'GFLOP':>8}{'GFLOP/s':>9}" \
            f"{'% peak':>9}{'x bicubic':>10}{'x eager':>8}{'setup s':>8}"
     lines += [head, "-" * len(head)]
+    several = any(r.model for r in result.rows)
     for r in result.rows:
-        lines.append(f"{r.size:<14}{r.name:<27}{r.threads:>4}{r.ms:>10.2f}{r.mpix_per_s:>8.1f}"
+        name = f"{r.model}: {r.name}" if several and r.model else r.name
+        lines.append(f"{r.size:<14}{name:<{width}}{r.threads:>4}{r.ms:>10.2f}{r.mpix_per_s:>8.1f}"
                      f"{_fmt(r.gflop, '.2f'):>8}{_fmt(r.gflop_per_s, '.1f'):>9}"
                      f"{_fmt(r.pct_matmul, '.1f'):>9}{_fmt(r.x_bicubic, '.2f'):>10}"
                      f"{_fmt(r.x_eager, '.2f'):>8}{_fmt(r.setup_s, '.1f'):>8}")
@@ -108,11 +112,15 @@ def run(args: argparse.Namespace) -> int:
     if args.folder_reps < 1:
         raise UserError("--folder-reps must be >= 1")
     threads = _threads(args.threads)
+    if len(args.model) > 1 and args.folder is not None:
+        raise UserError("--folder times one model end to end: give a single --model with it")
+    if len(args.model) > 1 and args.ntire_psnr is not None:
+        raise UserError("--ntire-psnr holds the PSNR of one model: give a single --model with it")
     result = run_bench(args.model, args.sizes, threads, args.device, args.warmup, args.reps,
                        onnx=not args.no_onnx, with_compile=not args.no_compile)
     folder = None
     if args.folder is not None:
-        folder = run_folder_bench(args.model, args.folder, (threads or [torch.get_num_threads()])[0],
+        folder = run_folder_bench(args.model[0], args.folder, (threads or [torch.get_num_threads()])[0],
                                   args.folder_reps)
     if args.json:
         print(json.dumps({**asdict(result), **({"folder": asdict(folder)} if folder is not None else {})}, indent=2))
