@@ -55,6 +55,30 @@ def test_tiles_on_openvino_equal_the_whole_image() -> None:
     assert _levels(upscale_tiled(fast, x, 16, None), fast(x)) <= 1  # several shapes compiled, one result
 
 
+def test_a_new_shape_runs_on_the_dynamic_model_and_a_repeated_one_gets_compiled(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A folder of unique sizes compiles nothing per image; a shape seen again is compiled statically once."""
+    fast = load_upscaler("repsr-m4c16-x2", "openvino", threads=1)
+    eager = load_upscaler("repsr-m4c16-x2", "eager")
+    assert isinstance(fast, OpenVinoUpscaler)
+    core, compiled = ov_engine._core(), []
+
+    class CountingCore:
+        def compile_model(self, model, *args):  # noqa: ANN001, ANN202 -- OpenVINO's own types
+            compiled.append(model.is_dynamic())
+            return core.compile_model(model, *args)
+
+    monkeypatch.setattr(ov_engine, "_core", lambda: CountingCore())
+    shapes = [(1, 3, 9 + i, 13 + 2 * i) for i in range(6)]
+    for shape in shapes:
+        x = torch.rand(*shape, generator=torch.Generator().manual_seed(shape[2]))
+        assert _levels(fast(x), eager(x)) <= 1
+    assert compiled == [True]  # six sizes, one (dynamic) compilation
+    for _ in range(3):
+        assert _levels(fast(x), eager(x)) <= 1
+    assert compiled == [True, False]  # the last size came back: compiled for its shape, then reused
+
+
 def test_merge_writes_an_ir_that_loads_with_its_facts(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "x3.xml"
     assert cli.main(["merge", "repsr-m4c16-x3", "-o", str(out)]) == 0

@@ -10,9 +10,12 @@ size-independent wrapper as the ONNX export, cached on disk so the conversion is
 OpenVINO IR (``.xml`` + ``.bin``; repsr stores the model config in the IR's ``rt_info``).
 
 Precisions: ``fp32`` (the default, exact), ``bf16`` / ``fp16`` only where the CPU reports them as native
-(``OPTIMIZATION_CAPABILITIES``; emulated bf16 is slower than fp32), ``int8`` via an INT8 file. Each
-input shape is compiled once (static shapes, a few ms each for these nets) and kept, so a folder or a
-video of one size compiles once.
+(``OPTIMIZATION_CAPABILITIES``; emulated bf16 is slower than fp32), ``int8`` via an INT8 file.
+
+Shapes: the model is compiled once with dynamic H/W, which runs a shape it has not seen in 7-30 ms of
+preparation; compiling a static shape costs 50-150 ms. So a new shape runs on the dynamic model, and a
+shape seen again (the frames of a video, the tiles of an image) gets a static compilation of its own,
+kept for the next ones. A folder of 2,000 differently sized icons thus compiles nothing per image.
 """
 
 from __future__ import annotations
@@ -46,7 +49,8 @@ from repsr.models import model_config
 
 HINTS = {"fp32": "f32", "bf16": "bf16", "fp16": "f16"}  # INFERENCE_PRECISION_HINT values
 CONFIG_PATH = ["repsr", "config"]  # where repsr keeps its ModelConfig in an IR's rt_info
-MAX_SHAPES = 8  # compiled input shapes kept per model (tiles of a frame come in at most a few sizes)
+MAX_SHAPES = 8  # statically compiled input shapes kept per model (tiles of a frame come in at most a few sizes)
+STATIC_AFTER = 2  # a shape's sighting at which it gets its own static compilation
 
 
 @cache
@@ -173,6 +177,8 @@ class OpenVinoUpscaler(ArrayRunner):
         if threads:
             self.properties["INFERENCE_NUM_THREADS"] = threads
         self._compiled: OrderedDict[tuple[int, ...], Any] = OrderedDict()
+        self._sightings: dict[tuple[int, ...], int] = {}
+        self._dynamic: Any = None
         self.bgr = bool(config and config.bgr) if bgr is None else bgr
         self.scale = config.scale if config else self.probe_scale()
         self.receptive_radius, self.tile_alignment = file_facts(config)
@@ -186,6 +192,13 @@ class OpenVinoUpscaler(ArrayRunner):
         if compiled is not None:
             self._compiled.move_to_end(shape)
             return compiled
+        seen = self._sightings[shape] = self._sightings.get(shape, 0) + 1
+        if len(self._sightings) > 64 * MAX_SHAPES:  # a long folder of unique sizes: forget the oldest half
+            self._sightings = dict(list(self._sightings.items())[len(self._sightings) // 2:])
+        if seen < STATIC_AFTER and self.model.is_dynamic():
+            if self._dynamic is None:
+                self._dynamic = _core().compile_model(self.model, "CPU", self.properties)
+            return self._dynamic
         model = self.model.clone()
         try:
             model.reshape(list(shape))
