@@ -93,7 +93,8 @@ def luma(image: Image.Image) -> np.ndarray:
         gray = np.asarray(image, dtype=np.float64)
         return gray / (65535.0 if gray.max() > 255 else 255.0)
     rgb = np.asarray(image.convert("RGB"), dtype=np.float64) / 255.0
-    return rgb @ np.array([0.299, 0.587, 0.114])
+    y: np.ndarray = rgb @ np.array([0.299, 0.587, 0.114])
+    return y
 
 
 def blockiness(y: np.ndarray) -> float:
