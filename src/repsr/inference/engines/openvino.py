@@ -12,10 +12,12 @@ OpenVINO IR (``.xml`` + ``.bin``; repsr stores the model config in the IR's ``rt
 Precisions: ``fp32`` (the default, exact), ``bf16`` / ``fp16`` only where the CPU reports them as native
 (``OPTIMIZATION_CAPABILITIES``; emulated bf16 is slower than fp32), ``int8`` via an INT8 file.
 
-Shapes: the model is compiled once with dynamic H/W, which runs a shape it has not seen in 7-30 ms of
-preparation; compiling a static shape costs 50-150 ms. So a new shape runs on the dynamic model, and a
-shape seen again (the frames of a video, the tiles of an image) gets a static compilation of its own,
-kept for the next ones. A folder of 2,000 differently sized icons thus compiles nothing per image.
+Shapes: the model is compiled once with dynamic H/W, which runs a shape it has not seen after 7-30 ms of
+preparation, where compiling a static shape costs 50-150 ms; but static kernels run faster (one thread,
+fp32: 1.17x at 720p x2, 1.47x at 320x180 x4; bf16 within +-10 %). So a new shape runs on the dynamic model,
+and a shape seen again (the frames of a video, the tiles of an image, a folder of one size) gets a static
+compilation of its own, kept for the next ones. A folder of 2,000 differently sized icons compiles nothing
+per image.
 """
 
 from __future__ import annotations
