@@ -32,7 +32,7 @@ from repsr.export.quantize import (
 )
 
 if TYPE_CHECKING:
-    from repsr.export.int8_drop import Int8Drop
+    from repsr.int8_drop import Int8Drop
 
 INT8_BACKENDS = ("onnx", "openvino")  # the engines that run a QDQ file's integer kernels
 MAX_DROP = 0.25  # dB: every shipped file loses <= 0.14 with the defaults (docs/deploy.md)
@@ -112,10 +112,10 @@ def run(args: argparse.Namespace) -> int:
     from torch import nn
 
     from repsr.atomic import atomic_write
-    from repsr.export.int8_drop import measure_int8_drop
     from repsr.export.quantize import calibration_batches, quantize_model, quantize_onnx, saturation_warning
     from repsr.inference import load_runner
     from repsr.inference.engines.onnxruntime import OnnxUpscaler
+    from repsr.int8_drop import measure_int8_drop
     from repsr.models import model_config
     from repsr.reparam.convert import reparameterize
 
