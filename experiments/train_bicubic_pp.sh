@@ -7,6 +7,8 @@
 #   experiments/train_bicubic_pp.sh scratch [--resume]  # control: 32/32, no bias, from scratch, TOTAL iterations
 #   experiments/train_bicubic_pp.sh stage2 [--resume]   # global pruning 40 -> 32 by measured PSNR, fine-tune
 #   experiments/train_bicubic_pp.sh stage3 [--resume]   # biases dropped, fine-tune (the shipped net)
+#   DEGRADATION=bicubic experiments/train_bicubic_pp.sh leg   # a short leg of the shipped net on one LR kind:
+#                                                       # does clean LR help the clean protocol? (ntire = control)
 #
 # Recipe (SPEC section 3, official stage 1 where it is known): MSE, Adam 5e-4 cosine to 5e-6, batch 16,
 # LR patch 64 (100k iterations = 0.9x the LR patch pixels of the official stage 1: 1000 epochs x 800 x 96^2),
@@ -15,7 +17,7 @@
 # shipped M4C16 nets; validation on the held-out images only (never Set5/Set14/B100).
 # THREADS=1 when two jobs share the two cores (stage1 and scratch ran side by side), 2 on a quiet machine.
 set -euo pipefail
-stage=${1:?usage: $0 stage1|scratch|stage2|stage3 [--resume]}
+stage=${1:?usage: $0 stage1|scratch|stage2|stage3|leg [--resume]}
 scale=${SCALE:-3}
 threads=${THREADS:-1}
 stage1_iters=${STAGE1_ITERS:-100000}
@@ -46,5 +48,11 @@ case $stage in
       --finetune-config configs/bicubic_pp_stage3.yaml \
       --set "${common[@]}" train.iters="$ft_iters" train.lr=1e-4 output="$root/stage3_ft" \
       -o "$root/stage3.safetensors" "${@:2}" 2>&1 | tee -a "$root/stage3.log" ;;
+  leg)
+    deg=${DEGRADATION:?set DEGRADATION=bicubic or ntire}
+    repsr train configs/bicubic_pp_stage3.yaml "${@:2}" --set "${common[@]}" model.channels=32 model.bias=false \
+      data.degradation="$deg" train.init_weights="src/repsr/pretrained/repsr-bicubicpp-x$scale.safetensors" \
+      train.iters="${LEG_ITERS:-5000}" train.lr=2e-5 train.val_every=1000 seed=5 output="$root/leg_$deg" \
+      2>&1 | tee -a "$root/leg_$deg.log" ;;
   *) echo "unknown stage $stage" >&2; exit 2 ;;
 esac
