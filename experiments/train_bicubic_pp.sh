@@ -7,8 +7,8 @@
 #   experiments/train_bicubic_pp.sh scratch [--resume]  # control: 32/32, no bias, from scratch, TOTAL iterations
 #   experiments/train_bicubic_pp.sh stage2 [--resume]   # global pruning 40 -> 32 by measured PSNR, fine-tune
 #   experiments/train_bicubic_pp.sh stage3 [--resume]   # biases dropped, fine-tune (the shipped net)
-#   DEGRADATION=bicubic experiments/train_bicubic_pp.sh leg   # a short leg of the shipped net on one LR kind:
-#                                                       # does clean LR help the clean protocol? (ntire = control)
+#   DEGRADATION=bicubic experiments/train_bicubic_pp.sh leg   # a short leg of the shipped net (or LEG_INIT) on
+#                                                       # one LR kind (bicubic, ntire = control, mixed = both)
 #
 # Recipe (SPEC section 3, official stage 1 where it is known): MSE, Adam 5e-4 cosine to 5e-6, batch 16,
 # LR patch 64 (100k iterations = 0.9x the LR patch pixels of the official stage 1: 1000 epochs x 800 x 96^2),
@@ -49,9 +49,9 @@ case $stage in
       --set "${common[@]}" train.iters="$ft_iters" train.lr=1e-4 output="$root/stage3_ft" \
       -o "$root/stage3.safetensors" "${@:2}" 2>&1 | tee -a "$root/stage3.log" ;;
   leg)
-    deg=${DEGRADATION:?set DEGRADATION=bicubic or ntire}
+    deg=${DEGRADATION:?set DEGRADATION=bicubic, ntire or mixed}
     repsr train configs/bicubic_pp_stage3.yaml "${@:2}" --set "${common[@]}" model.channels=32 model.bias=false \
-      data.degradation="$deg" train.init_weights="src/repsr/pretrained/repsr-bicubicpp-x$scale.safetensors" \
+      data.degradation="$deg" train.init_weights="${LEG_INIT:-src/repsr/pretrained/repsr-bicubicpp-x$scale.safetensors}" \
       train.iters="${LEG_ITERS:-5000}" train.lr=2e-5 train.val_every=1000 seed=5 output="$root/leg_$deg" \
       2>&1 | tee -a "$root/leg_$deg.log" ;;
   *) echo "unknown stage $stage" >&2; exit 2 ;;

@@ -119,3 +119,20 @@ def test_area_sampling_is_deterministic_and_splits_ranks_like_one_process():
         assert torch.equal(torch.cat([h[k] for h in halves]), a[5][k])
     with pytest.raises(ValueError, match="sampling"):
         PatchBatches(pairs, 2, 8, 6, sampling="pixels")
+
+
+def test_mixed_degradation_gives_each_image_once_per_kind_sharing_its_hr(data_dir):
+    from repsr.data.patches import make_lr
+    from repsr.train.config import load_train_config
+
+    clean = load_pairs([str(data_dir / "Set5")], 3, 16, "bicubic")
+    ntire = load_pairs([str(data_dir / "Set5")], 3, 16, "ntire")
+    mixed = load_pairs([str(data_dir / "Set5")], 3, 16, "mixed")
+    assert [p.name for p in mixed] == [n for p in clean for n in (p.name, p.name)]
+    for i, (c, n) in enumerate(zip(clean, ntire, strict=True)):
+        a, b = mixed[2 * i], mixed[2 * i + 1]
+        assert a.hr is b.hr and np.array_equal(a.hr, c.hr)  # one HR array for both kinds
+        assert np.array_equal(a.lr, c.lr) and np.array_equal(b.lr, n.lr)
+        assert np.array_equal(b.lr, make_lr(c.hr, 3, "ntire"))
+    config = load_train_config(None, ["data.degradation=mixed", f"data.train=[{data_dir / 'Set5'}]"])
+    assert config.data.degradation == "mixed"

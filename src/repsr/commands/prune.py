@@ -113,6 +113,15 @@ def _finetuner(args: argparse.Namespace) -> Finetuner | None:
     return Finetuner(config, round_iters=args.finetune_iters, resume=args.resume)
 
 
+def _val_degradation(args: argparse.Namespace, tuner: Finetuner | None) -> DegradeKind:
+    """The LR kind of the pruning validation: the fine-tunes' own, or --degradation (default ntire); fine-tunes
+    on "mixed" LR leave it to --degradation, since the validation batch judges channels on one kind."""
+    trained = tuner.config.data.degradation if tuner is not None else None
+    if trained is None or trained == "mixed":
+        return args.degradation or "ntire"
+    return trained
+
+
 def run(args: argparse.Namespace) -> int:
     from repsr.prune import PrunePlan, load_val_batch, prune_stages
     from repsr.prune.search import check_targets
@@ -129,7 +138,7 @@ def run(args: argparse.Namespace) -> int:
         tuner = _finetuner(args)
         if tuner is not None:
             tuner.prepare()
-        degradation: DegradeKind = tuner.config.data.degradation if tuner is not None else args.degradation or "ntire"
+        degradation = _val_degradation(args, tuner)
         val = load_val_batch(args.data, model.config.scale, degradation, max_images=args.val_images,
                              crop=args.val_crop)
         print(f"validation: {len(val.names)} crops of {args.val_crop} px ({degradation} LR), RGB PSNR, no border "

@@ -18,6 +18,9 @@ from PIL import Image
 from repsr.data.imresize import imresize
 
 DegradeKind = Literal["bicubic", "ntire"]
+# A training set's LR: one kind, or "mixed" = every training image twice, once per kind (the same HR array), so
+# a net learns both protocols at once; evaluation and validation always use one kind.
+TrainDegradation = Literal["bicubic", "ntire", "mixed"]
 
 
 def modcrop(img: np.ndarray, scale: int) -> np.ndarray:

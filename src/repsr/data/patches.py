@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from repsr.data.degrade import DegradeKind, degrade, modcrop
+from repsr.data.degrade import DegradeKind, TrainDegradation, degrade, modcrop
 from repsr.data.images import Pair, list_hr_images
 from repsr.errors import UserError
 from repsr.imageio import read_uint8
@@ -39,17 +39,21 @@ def make_lr(hr: np.ndarray, scale: int, degradation: DegradeKind = "bicubic", jp
     return degrade(hr, scale, kind=degradation, jpeg_quality=jpeg_quality)
 
 
-def _load_pair(path: Path, scale: int, degradation: DegradeKind, jpeg_quality: int) -> Pair:
+def _load_pairs_of(path: Path, scale: int, degradation: TrainDegradation, jpeg_quality: int) -> list[Pair]:
+    """The image's pair, or for ``"mixed"`` one pair per kind sharing the HR array (memory: one more LR)."""
     hr = np.ascontiguousarray(modcrop(read_uint8(path, rgb=True), scale))
-    return Pair(hr, np.ascontiguousarray(make_lr(hr, scale, degradation, jpeg_quality)), path.name)
+    kinds: tuple[DegradeKind, ...] = ("bicubic", "ntire") if degradation == "mixed" else (degradation,)
+    return [Pair(hr, np.ascontiguousarray(make_lr(hr, scale, kind, jpeg_quality)), path.name) for kind in kinds]
 
 
-def load_pairs(folders: list[str], scale: int, patch_size: int, degradation: DegradeKind = "bicubic",
+def load_pairs(folders: list[str], scale: int, patch_size: int, degradation: TrainDegradation = "bicubic",
                jpeg_quality: int = 90, threads: int = 2) -> list[Pair]:
-    """Decode every HR image once and make its LR; images smaller than one patch are skipped."""
+    """Decode every HR image once and make its LR (both kinds for ``"mixed"``, the image then counting twice);
+    images smaller than one patch are skipped."""
     files = list_hr_images(folders)
     with ThreadPoolExecutor(max(1, threads)) as pool:  # decoding and resizing release the GIL
-        pairs = list(pool.map(lambda p: _load_pair(p, scale, degradation, jpeg_quality), files))
+        pairs = [pair for made in pool.map(lambda p: _load_pairs_of(p, scale, degradation, jpeg_quality), files)
+                 for pair in made]
     usable = [p for p in pairs if min(p.lr.shape[:2]) >= patch_size]
     if len(usable) < len(pairs):
         log.warning("skipped %d of %d training images smaller than an LR patch of %d px",

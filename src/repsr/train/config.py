@@ -29,9 +29,9 @@ class DataConfig:
 
     train: list[str] = field(default_factory=list)
     val: list[str] = field(default_factory=list)
-    # How LR images are made from the whole (mod-cropped) HR image: MATLAB bicubic, or NTIRE's
-    # Pillow bicubic + JPEG (Bicubic++'s setting, SPEC §3).
-    degradation: Literal["bicubic", "ntire"] = "bicubic"
+    # How LR images are made from the whole (mod-cropped) HR image: MATLAB bicubic, NTIRE's Pillow
+    # bicubic + JPEG (Bicubic++'s setting, SPEC §3), or "mixed": every image once each way.
+    degradation: Literal["bicubic", "ntire", "mixed"] = "bicubic"
     jpeg_quality: int = 90
     # Which image a patch comes from: "image" = every image equally often (one patch per image per
     # epoch, BasicSR's way, right for sets of similar sizes), "area" = in proportion to the image's
