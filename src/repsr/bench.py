@@ -295,8 +295,9 @@ def bench_size(factories: dict[str, Callable[[int], nn.Module | Upscaler]], size
                              None if rate is None or peak is None else 100 * rate / peak, precision, setup_s=setup,
                              model=spec))
     bicubic = next((r.ms for r in rows if r.name in ("bicubic OpenCV uint8", "bicubic torch fp16")), None)
+    eager_of = {r.model: r.ms for r in rows if r.name == EAGER_REFERENCE}
     for row in rows:
-        eager = next((r.ms for r in rows if r.name == EAGER_REFERENCE and r.model == row.model), None)
+        eager = eager_of.get(row.model)
         row.x_bicubic = None if bicubic is None else row.ms / bicubic
         row.x_eager = None if eager is None or row.gflop is None else eager / row.ms
     return rows

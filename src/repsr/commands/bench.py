@@ -69,9 +69,8 @@ def format_table(result: BenchResult) -> str:
     head = f"{'size':<14}{'row':<{width}}{'thr':>4}{'ms/frame':>10}{'MP/s':>8}{'GFLOP':>8}{'GFLOP/s':>9}" \
            f"{'% peak':>9}{'x bicubic':>10}{'x eager':>8}{'setup s':>8}"
     lines += [head, "-" * len(head)]
-    several = any(r.model for r in result.rows)
     for r in result.rows:
-        name = f"{r.model}: {r.name}" if several and r.model else r.name
+        name = f"{r.model}: {r.name}" if r.model else r.name  # a model is named only when several are compared
         lines.append(f"{r.size:<14}{name:<{width}}{r.threads:>4}{r.ms:>10.2f}{r.mpix_per_s:>8.1f}"
                      f"{_fmt(r.gflop, '.2f'):>8}{_fmt(r.gflop_per_s, '.1f'):>9}"
                      f"{_fmt(r.pct_matmul, '.1f'):>9}{_fmt(r.x_bicubic, '.2f'):>10}"

@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from repsr.data.images import list_images
+from repsr.data.images import hr_folder, list_images
 
 BLOCKY = 1.10  # above: JPEG-sourced. Clean images of >= 192x256 px score <= 1.04, JPEG q <= 85 >= 1.2 (tests)
 STRONG_EDGE = 0.25  # Sobel magnitude (fraction of full range) of an edge that counts in edge_density
@@ -146,10 +146,8 @@ def audit_image(path: str | Path) -> ImageAudit:
 
 
 def audit_folder(folder: str | Path) -> FolderAudit:
-    """Measure every image of ``folder`` (or of its ``HR/`` subfolder), sorted by name."""
-    folder = Path(folder)
-    source = folder / "HR" if (folder / "HR").is_dir() else folder
-    return FolderAudit(str(folder), [audit_image(p) for p in list_images(source)])
+    """Measure every image of ``folder``'s HR images (its ``HR/`` or ``GT/`` subfolder, else itself), sorted."""
+    return FolderAudit(str(folder), [audit_image(p) for p in list_images(hr_folder(Path(folder)))])
 
 
 __all__ = ["BLOCKY", "FolderAudit", "ImageAudit", "audit_folder", "audit_image", "blockiness", "edge_density",

@@ -55,9 +55,10 @@ def load_pairs(folders: list[str], scale: int, patch_size: int, degradation: Tra
         pairs = [pair for made in pool.map(lambda p: _load_pairs_of(p, scale, degradation, jpeg_quality), files)
                  for pair in made]
     usable = [p for p in pairs if min(p.lr.shape[:2]) >= patch_size]
-    if len(usable) < len(pairs):
+    if len(usable) < len(pairs):  # counted in images: a "mixed" image's two pairs share one HR array and LR size
+        images, kept = len({id(p.hr) for p in pairs}), len({id(p.hr) for p in usable})
         log.warning("skipped %d of %d training images smaller than an LR patch of %d px",
-                    len(pairs) - len(usable), len(pairs), patch_size)
+                    images - kept, images, patch_size)
     if not usable:
         raise UserError(f"no training image has an LR side of at least {patch_size} px (train.patch_size)")
     return usable

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from repsr.config import ModelConfig, apply_overrides, apply_values, from_dict, load_yaml
+from repsr.data.degrade import TrainDegradation
 from repsr.errors import ConfigError
 from repsr.models.registry import check_config
 
@@ -31,7 +32,7 @@ class DataConfig:
     val: list[str] = field(default_factory=list)
     # How LR images are made from the whole (mod-cropped) HR image: MATLAB bicubic, NTIRE's Pillow
     # bicubic + JPEG (Bicubic++'s setting, SPEC §3), or "mixed": every image once each way.
-    degradation: Literal["bicubic", "ntire", "mixed"] = "bicubic"
+    degradation: TrainDegradation = "bicubic"
     jpeg_quality: int = 90
     # Which image a patch comes from: "image" = every image equally often (one patch per image per
     # epoch, BasicSR's way, right for sets of similar sizes), "area" = in proportion to the image's
