@@ -50,7 +50,7 @@ from repsr.train.progress import Reporter
 from repsr.train.result import TrainResult
 from repsr.train.schedule import build_optimizer
 from repsr.train.sync_bn import convert_sync_switchable_bn
-from repsr.train.validate import load_val_sets, validate
+from repsr.train.validate import load_val_sets, score_merged, validate
 from repsr.weights import load_state
 
 log = logging.getLogger(__name__)
@@ -331,9 +331,14 @@ class Trainer:
         for kind in ("graph", "merged"):
             for name, s in result[kind].items():
                 scalars.update({f"val_{kind}/{name}_psnr": s["psnr"], f"val_{kind}/{name}_ssim": s["ssim"]})
-        self.reporter.scalars(self.iteration, scalars)
-        self.reporter.record(self.iteration, "val", {k: result[k] for k in ("graph", "merged", "gap")})
+        record = {k: result[k] for k in ("graph", "merged", "gap")}
         summary = "  ".join(f"{n} {s['psnr']:.3f}/{s['ssim']:.4f}" for n, s in result["merged"].items())
+        if self.ema is not None:  # what EMA buys, measured on the same trajectory: the live weights too
+            record["live"] = score_merged(self.model, self.val_sets, c.model.scale)
+            scalars.update({f"val_live/{n}_psnr": s["psnr"] for n, s in record["live"].items()})
+            summary += "  | live weights: " + "  ".join(f"{n} {s['psnr']:.3f}" for n, s in record["live"].items())
+        self.reporter.scalars(self.iteration, scalars)
+        self.reporter.record(self.iteration, "val", record)
         self.reporter.line(f"val @ {self.iteration}: {summary}  (merge gap max "
                            f"{max(result['gap'].values(), default=0):.4f} dB)")
         if result["psnr"] > self.best["psnr"]:

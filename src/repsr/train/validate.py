@@ -46,6 +46,20 @@ def merge_gaps(graph: dict[str, dict[str, float]], merged: dict[str, dict[str, f
 
 
 @torch.no_grad()
+def score_merged(model: nn.Module, sets: list[EvalDataset], scale: int) -> dict[str, dict[str, float]]:
+    """Scores of ``model``'s merge alone (no merge check): for a second set of weights, e.g. EMA's live model.
+
+    Merged from eval mode (population BN statistics), as :func:`validate` does; the mode is restored.
+    """
+    was_training = model.training
+    model.eval()
+    try:
+        return score_sets(reparameterize(model).eval(), sets, scale)
+    finally:
+        model.train(was_training)
+
+
+@torch.no_grad()
 def validate(model: nn.Module, sets: list[EvalDataset], scale: int) -> dict[str, Any]:
     """Score the training graph (eval mode) and its merge; warn loudly when they disagree.
 
