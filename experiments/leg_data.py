@@ -17,6 +17,9 @@ derived PNGs):
   stay in), and gives sharper detail per pixel.
 * ``synthetic/HR`` -- twelve rendered pages of text, line art, hatching, façades, screentone and diagrams
   (repsr.data.synthetic): structure no net here has seen.
+* ``pages-<N>/HR`` -- with ``--train-pages N``: N more pages of every kind, from seeds 1000 on (disjoint
+  from the validation pages' seeds), the sharp-detail data a leg may add to its training folders (once a
+  leg trains on pages, ``synthetic`` is in its distribution and overstates what it gains on real drawings).
 
     python experiments/leg_data.py [--audit runs/data_audit.csv] [--out runs/data] [--structure 16]
 """
@@ -36,6 +39,7 @@ from repsr.data.synthetic import write_set
 from repsr.imageio import read_uint8
 
 TRAIN_SETS = ("T91", "BSD200", "BSD200test", "DIV2K100LR", "RealSR16")
+TRAIN_PAGE_SEED = 1000  # rendered training pages start here; the validation pages use seeds 0, 1
 
 
 def held_out(out: Path) -> set[str]:
@@ -80,6 +84,7 @@ def main() -> None:
     p.add_argument("--out", default="runs/data")
     p.add_argument("--structure", type=int, default=16, help="images in the structure-rich split")
     p.add_argument("--per-folder", type=int, default=6)
+    p.add_argument("--train-pages", type=int, default=0, help="rendered training pages per kind (0: none)")
     args = p.parse_args()
     out = Path(args.out)
     excluded = held_out(out)
@@ -104,7 +109,10 @@ def main() -> None:
         else:
             link(src, out / "leg_clean" / r["folder"] / "HR" / src.name)
     synthetic = write_set(out / "synthetic")
-    print(f"synthetic pages: {len(synthetic)} in {out / 'synthetic' / 'HR'}")
+    print(f"synthetic pages: {len(synthetic)} in {out / 'synthetic' / 'HR'} (validation)")
+    if args.train_pages:
+        pages = write_set(out / f"pages-{args.train_pages}", per_kind=args.train_pages, first_seed=TRAIN_PAGE_SEED)
+        print(f"training pages: {len(pages)} in {out / f'pages-{args.train_pages}' / 'HR'}")
     print(f"structure split: {len(structure)} images in {out / 'structure' / 'HR'} "
           f"({dict(Counter(r['folder'] for r in structure))}); training images: {len(rows) - len(structure)} in "
           f"{out / 'leg'}, of which {halved} JPEG-sourced halved in {out / 'leg_clean'}")

@@ -32,3 +32,12 @@ def test_every_kind_is_structure_rich_and_antialiased(tmp_path):
         assert audit.edge_density > 0.05, path.name
         gray = np.asarray(Image.open(path).convert("L"))
         assert len(np.unique(gray)) > 32, path.name
+
+
+def test_training_pages_take_other_seeds_than_the_validation_pages(tmp_path):
+    val = write_set(tmp_path / "val", per_kind=1, size=(96, 72))
+    train = write_set(tmp_path / "train", per_kind=2, size=(96, 72), first_seed=1000)
+    assert [p.name for p in train[:2]] == ["text-1000.png", "text-1001.png"]
+    val_pixels = [np.asarray(Image.open(p)) for p in val]
+    for path in train:
+        assert not any(np.array_equal(np.asarray(Image.open(path)), v) for v in val_pixels), path.name

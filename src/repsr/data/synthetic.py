@@ -164,16 +164,18 @@ def render(kind: str, seed: int, size: tuple[int, int] = (480, 360)) -> np.ndarr
     return np.asarray(canvas.resize(size, Image.Resampling.LANCZOS))
 
 
-def write_set(folder: Path, per_kind: int = 2, size: tuple[int, int] = (480, 360)) -> list[Path]:
+def write_set(folder: Path, per_kind: int = 2, size: tuple[int, int] = (480, 360), first_seed: int = 0) -> list[Path]:
     """Write ``per_kind`` images of every kind as ``folder/HR/<kind>-<seed>.png``; returns the paths.
 
-    The default 480x360 divides by 2, 3 and 4, so no scale crops it.
+    Seeds run from ``first_seed``: a training set of pages takes seeds far from the validation pages'
+    (0, 1, ...), so the validation pages stay unseen. The default 480x360 divides by 2, 3 and 4, so no
+    scale crops it.
     """
     out = folder / "HR"
     out.mkdir(parents=True, exist_ok=True)
     paths = []
     for kind in KINDS:
-        for seed in range(per_kind):
+        for seed in range(first_seed, first_seed + per_kind):
             path = out / f"{kind}-{seed}.png"
             Image.fromarray(render(kind, seed, size)).save(path)
             paths.append(path)
