@@ -12,6 +12,7 @@ import repsr
 from repsr import cli
 from repsr.errors import UserError
 from repsr.export.ncnn import FP16_TAG, export_ncnn, parse_param
+from repsr.hub import shipped_models
 from repsr.imageio import quantize
 from repsr.inference import ENGINES, load_upscaler, super_resolve, upscale_tiled
 from repsr.inference.engines.ncnn import NcnnUpscaler
@@ -27,7 +28,7 @@ def _image(h: int, w: int, n: int = 1) -> torch.Tensor:
     return torch.rand(n, 3, h, w, generator=torch.Generator().manual_seed(h * 100 + w))
 
 
-@pytest.mark.parametrize("name", ["repsr-m4c16-x2", "repsr-m4c16-x3", "repsr-m4c16-x4", "repsr-bicubicpp-x3"])
+@pytest.mark.parametrize("name", shipped_models())
 def test_shipped_models_run_on_ncnn_within_one_level_at_odd_sizes(name: str) -> None:
     eager, fast = load_upscaler(name, "eager"), load_upscaler(name, "ncnn", threads=1)
     assert isinstance(fast, NcnnUpscaler) and fast.engine == "ncnn fp32"

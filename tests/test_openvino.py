@@ -12,6 +12,7 @@ import repsr
 from repsr import cli
 from repsr.errors import UserError
 from repsr.export.onnx import export_onnx
+from repsr.hub import shipped_models
 from repsr.imageio import quantize
 from repsr.inference import TorchUpscaler, load_upscaler, super_resolve, upscale_tiled
 from repsr.inference.engines import openvino as ov_engine
@@ -24,7 +25,7 @@ def _levels(a: torch.Tensor, b: torch.Tensor) -> int:
     return int(np.abs(quantize(a.numpy(), 8).astype(int) - quantize(b.numpy(), 8).astype(int)).max())
 
 
-@pytest.mark.parametrize("name", ["repsr-m4c16-x2", "repsr-m4c16-x3", "repsr-m4c16-x4", "repsr-bicubicpp-x3"])
+@pytest.mark.parametrize("name", shipped_models())
 def test_shipped_models_run_exactly_on_openvino_at_odd_sizes(name: str) -> None:
     eager, fast = load_upscaler(name, "eager"), load_upscaler(name, "openvino", threads=1)
     assert isinstance(fast, OpenVinoUpscaler) and fast.engine == "openvino fp32"

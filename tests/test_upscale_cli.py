@@ -203,6 +203,19 @@ def test_fast_runs_the_shipped_bicubic_pp_exactly_like_naming_it(tmp_path: Path,
     _one_error(capsys, "--fast")
 
 
+def test_fast_at_x2_runs_the_x2_bicubic_pp_without_a_resize(tmp_path: Path,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    """1080p -> 4K is x2: --fast -s 2 runs repsr-bicubicpp-x2 itself (same pixels as naming it, no note)."""
+    _write(tmp_path / "a.png", np.random.default_rng(4).integers(0, 255, (10, 14, 3), dtype=np.uint8))
+    assert _upscale(str(tmp_path / "a.png"), "-o", str(tmp_path / "fast.png"), "--fast", "-s", "2",
+                    "--precision", "fp32") == 0
+    assert not [line for line in capsys.readouterr().err.splitlines() if line.startswith("note:")]
+    assert _upscale(str(tmp_path / "a.png"), "-o", str(tmp_path / "named.png"), "-m", "repsr-bicubicpp-x2",
+                    "--precision", "fp32") == 0
+    fast, named = cv2.imread(str(tmp_path / "fast.png")), cv2.imread(str(tmp_path / "named.png"))
+    assert fast.shape == (20, 28, 3) and np.array_equal(fast, named)
+
+
 def test_what_a_format_cannot_keep_is_announced(model_file: Path, tmp_path: Path,
                                                 capsys: pytest.CaptureFixture[str]) -> None:
     rng = np.random.default_rng(0)
