@@ -32,13 +32,13 @@ from collections import Counter
 from pathlib import Path
 
 import numpy as np
+from holdout_split import TRAIN_SETS, link_all  # this folder is on sys.path when the script runs
 from PIL import Image
 
 from repsr.data.imresize import imresize
 from repsr.data.synthetic import write_set
 from repsr.imageio import read_uint8
 
-TRAIN_SETS = ("T91", "BSD200", "BSD200test", "DIV2K100LR", "RealSR16")
 TRAIN_PAGE_SEED = 1000  # rendered training pages start here; the validation pages use seeds 0, 1
 
 
@@ -60,12 +60,6 @@ def pick_structure(rows: list[dict[str, str]], count: int, per_folder: int) -> l
         if len(taken) == count:
             break
     return taken
-
-
-def link(src: Path, dst: Path) -> None:
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    if not dst.exists():
-        dst.symlink_to(src.resolve())
 
 
 def halve(src: Path, dst: Path) -> None:
@@ -95,19 +89,19 @@ def main() -> None:
                 if r["folder"] in TRAIN_SETS and str(Path(r["path"]).resolve()) not in excluded]
     structure = pick_structure(rows, args.structure, args.per_folder)
     for r in structure:
-        link(Path(r["path"]), out / "structure" / "HR" / Path(r["path"]).name)
+        link_all([Path(r["path"])], out / "structure" / "HR")
     names = {r["path"] for r in structure}
     halved = 0
     for r in rows:
         if r["path"] in names:
             continue
         src = Path(r["path"])
-        link(src, out / "leg" / r["folder"] / "HR" / src.name)
+        link_all([src], out / "leg" / r["folder"] / "HR")
         if r["jpeg_sourced"] == "True":
             halve(src, out / "leg_clean" / r["folder"] / "HR" / src.name)
             halved += 1
         else:
-            link(src, out / "leg_clean" / r["folder"] / "HR" / src.name)
+            link_all([src], out / "leg_clean" / r["folder"] / "HR")
     synthetic = write_set(out / "synthetic")
     print(f"synthetic pages: {len(synthetic)} in {out / 'synthetic' / 'HR'} (validation)")
     if args.train_pages:

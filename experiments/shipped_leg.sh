@@ -23,16 +23,15 @@ python experiments/holdout_split.py >/dev/null
 python experiments/leg_data.py --train-pages "$pages" >/dev/null
 if [ ! -f "$init" ]; then  # the training graph (BN frozen) of the committed checkpoint
   python - "$ckpt" "$init" <<'PY'
-import json
 import sys
 
-from repsr.config import ModelConfig, from_dict
 from repsr.models import build_model
 from repsr.train.checkpoint import load_checkpoint
+from repsr.train.config import config_from_json
 from repsr.weights import save_model
 
 state = load_checkpoint(sys.argv[1])
-model = build_model(from_dict(ModelConfig, json.loads(state["config"])["model"]))
+model = build_model(config_from_json(state["config"], sys.argv[1]).model)
 model.load_state_dict(state["model"])
 save_model(model, sys.argv[2])
 PY

@@ -71,8 +71,7 @@ def validate(model: nn.Module, sets: list[EvalDataset], scale: int) -> dict[str,
     try:
         with branch_forward(model):  # the branches themselves, or the merge check would compare a net to itself
             graph = score_sets(model, sets, scale)
-        merged_net = reparameterize(model).eval()
-        merged = score_sets(merged_net, sets, scale)
+        merged = score_merged(model, sets, scale)
     finally:
         model.train(was_training)
     gaps = merge_gaps(graph, merged)
