@@ -187,7 +187,7 @@ def test_a_scale_without_a_shipped_model_says_what_it_does(tmp_path: Path, capsy
 
 def test_fast_runs_the_shipped_bicubic_pp_exactly_like_naming_it(tmp_path: Path,
                                                                 capsys: pytest.CaptureFixture[str]) -> None:
-    """--fast -s 3 is -m repsr-bicubicpp-x3 (same pixels); --fast alone is x4 from the x3 net, resized and said."""
+    """--fast -s 3 is -m repsr-bicubicpp-x3 (same pixels); --fast alone is the x4 net; -s 5 resizes its output."""
     _write(tmp_path / "a.png", np.random.default_rng(3).integers(0, 255, (10, 14, 3), dtype=np.uint8))
     assert _upscale(str(tmp_path / "a.png"), "-o", str(tmp_path / "fast.png"), "--fast", "-s", "3",
                     "--precision", "fp32") == 0
@@ -197,8 +197,11 @@ def test_fast_runs_the_shipped_bicubic_pp_exactly_like_naming_it(tmp_path: Path,
     assert fast.shape == (30, 42, 3) and np.array_equal(fast, named)
     capsys.readouterr()
     assert _upscale(str(tmp_path / "a.png"), "-o", str(tmp_path / "fast4.png"), "--fast") == 0
-    assert "repsr-bicubicpp-x3 is x3" in capsys.readouterr().err
+    assert "note:" not in capsys.readouterr().err
     assert cv2.imread(str(tmp_path / "fast4.png")).shape == (40, 56, 3)
+    assert _upscale(str(tmp_path / "a.png"), "-o", str(tmp_path / "fast5.png"), "--fast", "-s", "5") == 0
+    assert "no shipped x5 model: repsr-bicubicpp-x4 is x4" in capsys.readouterr().err
+    assert cv2.imread(str(tmp_path / "fast5.png")).shape == (50, 70, 3)
     assert _upscale(str(tmp_path / "a.png"), "-o", str(tmp_path / "x.png"), "--fast", "-m", "repsr-m4c16-x2") == 2
     _one_error(capsys, "--fast")
 
