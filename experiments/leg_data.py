@@ -17,11 +17,16 @@ derived PNGs):
   stay in), and gives sharper detail per pixel.
 * ``synthetic/HR`` -- twelve rendered pages of text, line art, hatching, façades, screentone and diagrams
   (repsr.data.synthetic): structure no net here has seen.
+* ``downscaled-<F>/HR`` -- with ``--downscaled F``: every ``leg_clean`` image shrunk by F (MATLAB bicubic,
+  antialiased) where its short side stays >= 96 px: the multi-scale augmentation of DIV2K training, which
+  packs more edges and lines into each patch (denser structure, as in line art and city photos) and
+  averages away sensor noise and any JPEG residue.
 * ``pages-<N>/HR`` -- with ``--train-pages N``: N more pages of every kind, from seeds 1000 on (disjoint
   from the validation pages' seeds), the sharp-detail data a leg may add to its training folders (once a
   leg trains on pages, ``synthetic`` is in its distribution and overstates what it gains on real drawings).
 
     python experiments/leg_data.py [--audit runs/data_audit.csv] [--out runs/data] [--structure 16]
+                                   [--train-pages N] [--downscaled F]
 """
 
 from __future__ import annotations
@@ -62,14 +67,20 @@ def pick_structure(rows: list[dict[str, str]], count: int, per_folder: int) -> l
     return taken
 
 
-def halve(src: Path, dst: Path) -> None:
-    """Write the MATLAB-bicubic (antialiased) half-size copy of ``src`` as PNG."""
+def shrink(src: Path, dst: Path, factor: float = 0.5, min_side: int = 0) -> bool:
+    """Write the MATLAB-bicubic (antialiased) copy of ``src`` shrunk by ``factor`` as PNG.
+
+    Returns False (and writes nothing) when the copy's short side would fall below ``min_side``.
+    """
     dst = dst.with_suffix(".png")
     if dst.exists():
-        return
+        return True
+    image = read_uint8(src, rgb=True)
+    if min(image.shape[:2]) * factor < min_side:
+        return False
     dst.parent.mkdir(parents=True, exist_ok=True)
-    small = imresize(read_uint8(src, rgb=True), 0.5)
-    Image.fromarray(np.ascontiguousarray(small)).save(dst)
+    Image.fromarray(np.ascontiguousarray(imresize(image, factor))).save(dst)
+    return True
 
 
 def main() -> None:
@@ -79,6 +90,8 @@ def main() -> None:
     p.add_argument("--structure", type=int, default=16, help="images in the structure-rich split")
     p.add_argument("--per-folder", type=int, default=6)
     p.add_argument("--train-pages", type=int, default=0, help="rendered training pages per kind (0: none)")
+    p.add_argument("--downscaled", type=float, default=0.0,
+                   help="also write the leg_clean images shrunk by this factor (0: none)")
     args = p.parse_args()
     out = Path(args.out)
     excluded = held_out(out)
@@ -98,10 +111,17 @@ def main() -> None:
         src = Path(r["path"])
         link_all([src], out / "leg" / r["folder"] / "HR")
         if r["jpeg_sourced"] == "True":
-            halve(src, out / "leg_clean" / r["folder"] / "HR" / src.name)
+            shrink(src, out / "leg_clean" / r["folder"] / "HR" / src.name)
             halved += 1
         else:
             link_all([src], out / "leg_clean" / r["folder"] / "HR")
+    if args.downscaled:
+        if not 0 < args.downscaled < 1:
+            raise SystemExit(f"--downscaled {args.downscaled}: a factor between 0 and 1")
+        folder = out / f"downscaled-{args.downscaled:g}" / "HR"
+        written = sum(shrink(src, folder / f"{src.parent.parent.name}_{src.stem}", args.downscaled, min_side=96)
+                      for src in sorted((out / "leg_clean").glob("*/HR/*")))
+        print(f"downscaled x{args.downscaled:g}: {written} images in {folder}")
     synthetic = write_set(out / "synthetic")
     print(f"synthetic pages: {len(synthetic)} in {out / 'synthetic' / 'HR'} (validation)")
     if args.train_pages:

@@ -4,7 +4,8 @@
 # split (experiments/leg_data.py; neither is trained on), then evaluated next to the peer.
 #   SCALE=2 DATA=leg_clean EMA=0.999 ITERS=30000 LR=1e-4 experiments/shipped_leg.sh NAME [--resume]
 # DATA: leg (the training images as they are) | leg_clean (JPEG-sourced images halved); EMA: a decay or
-# null; PAGES=N adds N rendered training pages of each of the 6 kinds (runs/data/pages-N). BN stays
+# null; PAGES=N adds N rendered training pages of each of the 6 kinds (runs/data/pages-N); DOWNSCALED=F adds
+# the leg_clean images shrunk by F (runs/data/downscaled-F, multi-scale augmentation). BN stays
 # frozen as the checkpoint left it (bn_switch null). Outputs: runs/legs/NAME.
 set -euo pipefail
 name=${1:?usage: SCALE=S [DATA=leg|leg_clean] [EMA=0.999|null] [ITERS=N] [LR=x] $0 NAME [--resume]}
@@ -15,12 +16,13 @@ iters=${ITERS:-30000}
 lr=${LR:-1e-4}
 threads=${THREADS:-2}
 pages=${PAGES:-0}
+downscaled=${DOWNSCALED:-0}
 declare -A version=([2]=5 [3]=4 [4]=5)
 ckpt=experiments/checkpoints/repsr-m4c16-x$scale-v${version[$scale]}/latest.pt
 init=runs/legs/init-x$scale.safetensors
 mkdir -p runs/legs
 python experiments/holdout_split.py >/dev/null
-python experiments/leg_data.py --train-pages "$pages" >/dev/null
+python experiments/leg_data.py --train-pages "$pages" --downscaled "$downscaled" >/dev/null
 if [ ! -f "$init" ]; then  # the training graph (BN frozen) of the committed checkpoint
   python - "$ckpt" "$init" <<'PY'
 import sys
@@ -39,6 +41,7 @@ fi
 val="[runs/data/holdout,runs/data/structure]"
 sets="[runs/data/$data/T91,runs/data/$data/BSD200,runs/data/$data/BSD200test,runs/data/$data/DIV2K100LR,runs/data/$data/RealSR16"
 if [ "$pages" != 0 ]; then sets="$sets,runs/data/pages-$pages"; fi
+if [ "$downscaled" != 0 ]; then sets="$sets,runs/data/downscaled-$downscaled"; fi
 sets="$sets]"
 repsr train configs/repsr.yaml "${@:2}" --set model.scale="$scale" train.init_weights="$init" train.bn_switch=null \
   train.iters="$iters" train.batch_size=16 train.patch_size=48 train.lr="$lr" train.ema="$ema" \
