@@ -93,6 +93,8 @@ def main() -> None:
     p.add_argument("--downscaled", type=float, default=0.0,
                    help="also write the leg_clean images shrunk by this factor (0: none)")
     args = p.parse_args()
+    if args.downscaled and not 0 < args.downscaled < 1:  # before any folder is written
+        raise SystemExit(f"--downscaled {args.downscaled}: a factor between 0 and 1")
     out = Path(args.out)
     excluded = held_out(out)
     if not excluded:
@@ -116,8 +118,6 @@ def main() -> None:
         else:
             link_all([src], out / "leg_clean" / r["folder"] / "HR")
     if args.downscaled:
-        if not 0 < args.downscaled < 1:
-            raise SystemExit(f"--downscaled {args.downscaled}: a factor between 0 and 1")
         folder = out / f"downscaled-{args.downscaled:g}" / "HR"
         written = sum(shrink(src, folder / f"{src.parent.parent.name}_{src.stem}", args.downscaled, min_side=96)
                       for src in sorted((out / "leg_clean").glob("*/HR/*")))
