@@ -74,7 +74,7 @@ def test_ddp_two_gloo_processes_match_one_process_with_the_global_batch(tiny_set
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
            "-m", "repsr", "train", "configs/repsr.yaml", *ddp_args]
     ddp = subprocess.run(cmd, env=ENV, capture_output=True, text=True, timeout=180)
-    assert ddp.returncode == 0, ddp.stderr[-2000:]
+    assert ddp.returncode == 0, f"stdout: {ddp.stdout[-2000:]}\nstderr: {ddp.stderr[-4000:]}"
     single = repsr("configs/repsr.yaml", *common[:-1], f"output={tmp_path / 'single'}")
     assert single.returncode == 0, single.stderr
     a = load_checkpoint(tmp_path / "ddp" / "checkpoints" / "latest.safetensors")

@@ -84,5 +84,11 @@ def mean_across_ranks(value: float, info: DistInfo, device: torch.device) -> flo
 
 
 def shutdown(info: DistInfo) -> None:
+    """Leave the process group together: rank 0 writes the final files while the others wait.
+
+    Without the barrier a rank that finished early tore down its gloo sockets while rank 0 was still
+    inside the group, which gloo may report as a lost peer (an intermittent non-zero exit).
+    """
     if info.enabled and dist.is_initialized():
+        dist.barrier()
         dist.destroy_process_group()
