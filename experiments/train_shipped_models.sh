@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Train, merge and evaluate the shipped RepSR M4C16 models (docs/models.md has the record of what was run,
-# when and on what: legs 1-2 = ITERS=25000/20000/40000 for x2/x3/x4, then --resume with ITERS=125000/80000/110000;
+# Train, merge and evaluate the shipped RepSR M4C16 models and, with CHANNELS=32, the wider M4C32 tier
+# (docs/models.md has the record of what was run, when and on what: legs 1-2 = ITERS=25000/20000/40000 for x2/x3/x4, then --resume with ITERS=125000/80000/110000;
 # v4 adds leg 3: LOSS=mse, --resume with ITERS=260000/150000/200000; x3's with THREADS=2; v5 adds leg 4 for
 # x2 and x4: LOSS=mse, --resume with ITERS=420000/-/300000). Run from the repository root with ../shared/data present.
 #   experiments/train_shipped_models.sh 4        # one scale (x4 first, then 3 and 2)

@@ -86,9 +86,9 @@ def mean_across_ranks(value: float, info: DistInfo, device: torch.device) -> flo
 def shutdown(info: DistInfo) -> None:
     """Leave the process group together: rank 0 writes the final files while the others wait.
 
-    Without the barrier a rank that finished early tore down its gloo sockets while rank 0 was still
-    inside the group, which gloo may report as a lost peer (an intermittent non-zero exit).
+    Without the barrier a rank that finished early can tear down its gloo sockets while rank 0 is still
+    inside the group (the suspected cause of an intermittent non-zero exit of a two-rank run).
     """
+    barrier(info)
     if info.enabled and dist.is_initialized():
-        dist.barrier()
         dist.destroy_process_group()
